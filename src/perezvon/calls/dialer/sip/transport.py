@@ -1,0 +1,186 @@
+"""The asyncio edge: SIP over UDP and TCP, and one RTP socket per call leg.
+
+This is the one place that owns sockets. What arrives is parsed here; anything unparsable is logged,
+counted and dropped (never raised into the event loop), so a garbage datagram cannot take a call down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from .message import SipParseError, SipRequest, SipResponse, StreamFramer, parse_message
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+MessageHandler = Callable[[SipRequest | SipResponse, Address, str], None]
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    name = "UDP"
+
+    def __init__(self, on_message: MessageHandler) -> None:
+        self._on_message = on_message
+        self._transport: asyncio.DatagramTransport | None = None
+        self.dropped = 0  # unparsable datagrams, for tests and logs
+
+    async def start(self, host: str, port: int) -> Address:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        self._transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("sockname")
+        return sock[0], sock[1]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
+        if data in (b"\r\n\r\n", b"\r\n"):  # RFC 5626 keep-alive
+            return
+        try:
+            msg = parse_message(data)
+        except SipParseError as exc:
+            self.dropped += 1
+            log.info("dropped unparsable SIP datagram from %s:%s: %s", addr[0], addr[1], exc)
+            return
+        try:
+            self._on_message(msg, (addr[0], addr[1]), self.name)
+        except SipParseError as exc:
+            # A message that parsed but lacks what its handler needs (e.g. a bad CSeq in a reply).
+            self.dropped += 1
+            log.info("dropped SIP message from %s:%s: %s", addr[0], addr[1], exc)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and friends: the transaction times out on its own.
+        log.info("SIP UDP error: %s", exc)
+
+    def send(self, data: bytes, addr: Address) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.sendto(data, addr)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class _TcpConnection(asyncio.Protocol):
+    def __init__(self, owner: TcpTransport, peer: Address | None = None) -> None:
+        self.owner = owner
+        self.peer = peer
+        self.framer = StreamFramer()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1])
+        self.owner._connections[self.peer] = self
+
+    def data_received(self, data: bytes) -> None:
+        assert self.peer is not None
+        try:
+            frames = self.framer.feed(data)
+        except SipParseError as exc:
+            log.info("bad SIP stream from %s:%s: %s; closing", self.peer[0], self.peer[1], exc)
+            self.owner.dropped += 1
+            if self.transport:
+                self.transport.close()
+            return
+        for frame in frames:
+            try:
+                msg = parse_message(frame, stream=True)
+                self.owner._on_message(msg, self.peer, "TCP")
+            except SipParseError as exc:
+                self.owner.dropped += 1
+                log.info("dropped SIP message from %s:%s: %s", self.peer[0], self.peer[1], exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer and self.owner._connections.get(self.peer) is self:
+            del self.owner._connections[self.peer]
+
+
+class TcpTransport:
+    """Connections by peer address, opened on first send and reused; a listener for peers' requests."""
+
+    name = "TCP"
+
+    def __init__(self, on_message: MessageHandler) -> None:
+        self._on_message = on_message
+        self._connections: dict[Address, _TcpConnection] = {}
+        self._pending: dict[Address, list[bytes]] = {}
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.dropped = 0
+
+    async def start(self, host: str, port: int) -> Address:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _TcpConnection(self), host, port)
+        sock = self._server.sockets[0].getsockname()
+        return sock[0], sock[1]
+
+    def send(self, data: bytes, addr: Address) -> None:
+        conn = self._connections.get(addr)
+        if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+            conn.transport.write(data)
+            return
+        queue = self._pending.setdefault(addr, [])
+        queue.append(data)
+        if len(queue) == 1:
+            task = asyncio.ensure_future(self._connect(addr))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, addr: Address) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _TcpConnection(self, addr), addr[0], addr[1]), 5.0)
+        except (OSError, TimeoutError) as exc:
+            log.info("SIP TCP connect to %s:%s failed: %s", addr[0], addr[1], exc)
+            self._pending.pop(addr, None)  # the transaction times out and reports the trunk unreachable
+            return
+        # Replies come back on this connection, whatever port the peer saw us connect from.
+        self._connections[addr] = conn
+        for data in self._pending.pop(addr, []):
+            assert conn.transport is not None
+            conn.transport.write(data)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections.values()):
+            if conn.transport is not None:
+                conn.transport.close()
+        for task in self._tasks:
+            task.cancel()
+
+
+class RtpSocket(asyncio.DatagramProtocol):
+    """One leg's RTP port: hands every datagram to `on_packet`; sends to the negotiated address."""
+
+    def __init__(self, on_packet: Callable[[bytes, Address], None]) -> None:
+        self.on_packet = on_packet
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    @classmethod
+    async def open(cls, host: str, on_packet: Callable[[bytes, Address], None]) -> RtpSocket:
+        loop = asyncio.get_running_loop()
+        proto = cls(on_packet)
+        transport, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, 0))
+        proto.transport = transport  # type: ignore[assignment]
+        proto.port = transport.get_extra_info("sockname")[1]
+        return proto
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
+        self.on_packet(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        return None  # the far end's port closed: the call ends by signalling, not here
+
+    def send(self, data: bytes, addr: Address) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, addr)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
