@@ -1,0 +1,159 @@
+"""Request bodies of the admin REST API (camelCase on the wire, like the public API)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from ..domain.phone import normalize_admin_phone
+from ..domain.schedule import parse_utc_offset
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+def _origin(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"an origin is scheme://host[:port] with nothing after it, got {value!r}")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _phones(values: list[str]) -> list[str]:
+    return [normalize_admin_phone(v) for v in values]
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"not an IANA time zone name: {value!r} (e.g. Europe/Moscow, UTC)") from exc
+    return value
+
+
+class Trunk(CamelModel):
+    host: Annotated[str, Field(min_length=1, max_length=255)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 5060
+    transport: Annotated[str, Field(pattern="^(udp|tcp)$")] = "udp"
+    username: str = ""
+    password: str = ""
+    caller: str = ""
+    number_format: str = "{number}"
+
+
+class SiteIn(CamelModel):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    allowed_origins: list[str] = []
+    timezone: str = "UTC"
+    minutes_balance: Annotated[int, Field(ge=0)] = 1000
+    callback_active: bool = True
+    api_points_per_day: Annotated[int, Field(ge=0)] = 50_000
+    api_point_costs: dict[str, Annotated[int, Field(ge=0)]] | None = None
+    non_working_policy: Annotated[str, Field(pattern="^(finish|defer)$")] = "finish"
+    record_calls: bool = False
+    webhook_urls: list[Annotated[str, Field(pattern="^https?://")]] = []
+    trunk: Trunk | None = None
+    account_id: int | None = None
+
+    _origins = field_validator("allowed_origins")(lambda cls, v: [_origin(o) for o in v])
+    _tz = field_validator("timezone")(lambda cls, v: _zone(v))
+
+
+class SitePatch(CamelModel):
+    name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    allowed_origins: list[str] | None = None
+    timezone: str | None = None
+    minutes_balance: Annotated[int, Field(ge=0)] | None = None
+    callback_active: bool | None = None
+    api_points_per_day: Annotated[int, Field(ge=0)] | None = None
+    api_point_costs: dict[str, Annotated[int, Field(ge=0)]] | None = None
+    non_working_policy: Annotated[str, Field(pattern="^(finish|defer)$")] | None = None
+    record_calls: bool | None = None
+    webhook_urls: list[Annotated[str, Field(pattern="^https?://")]] | None = None
+    trunk: Trunk | None = None
+
+    _origins = field_validator("allowed_origins")(lambda cls, v: None if v is None else [_origin(o) for o in v])
+    _tz = field_validator("timezone")(lambda cls, v: None if v is None else _zone(v))
+
+
+class HourCell(CamelModel):
+    day_of_week: Annotated[int, Field(ge=1, le=7)]
+    hour: Annotated[int, Field(ge=0, le=23)]
+
+
+class Schedule(CamelModel):
+    utc_timezone: str
+    hours: list[HourCell]
+
+    @field_validator("utc_timezone")
+    @classmethod
+    def _offset(cls, v: str) -> str:
+        parse_utc_offset(v)
+        return v
+
+
+class Throttle(CamelModel):
+    user_timeout_seconds: Annotated[int, Field(ge=0)] = 0
+    max_requests_per_phone: Annotated[int, Field(ge=0)] = 0
+    period_seconds: Annotated[int, Field(ge=0)] = 3600
+
+
+class CallbackSettings(CamelModel):
+    announcement: bool = True
+    operator_confirm: bool = False
+    ring_timeout_seconds: Annotated[int, Field(ge=5, le=120)] = 30
+    redial_attempts: Annotated[int, Field(ge=0, le=10)] = 2
+    redial_interval_seconds: Annotated[int, Field(ge=10, le=86400)] = 60
+    language: Annotated[str, Field(pattern="^(ru|en)$")] = "ru"
+
+
+class WidgetIn(CamelModel):
+    route_key: Annotated[str, Field(min_length=1, max_length=255)]
+    name: Annotated[str, Field(max_length=255)] = ""
+    enabled: bool = True
+    operator_phones: list[str] = []
+    schedule: Schedule | None = None
+    collect_non_working_requests: bool = True
+    throttle: Throttle = Throttle()
+    callback: CallbackSettings = CallbackSettings()
+
+    _phones = field_validator("operator_phones")(lambda cls, v: _phones(v))
+
+
+class WidgetPatch(CamelModel):
+    route_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    name: Annotated[str, Field(max_length=255)] | None = None
+    enabled: bool | None = None
+    operator_phones: list[str] | None = None
+    schedule: Schedule | None = None
+    collect_non_working_requests: bool | None = None
+    throttle: Throttle | None = None
+    callback: CallbackSettings | None = None
+
+    _phones = field_validator("operator_phones")(lambda cls, v: None if v is None else _phones(v))
+
+
+class UnitIn(CamelModel):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    phone: str
+
+    _phone = field_validator("phone")(lambda cls, v: normalize_admin_phone(v))
+
+
+class UnitPatch(CamelModel):
+    name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    phone: str | None = None
+
+    _phone = field_validator("phone")(lambda cls, v: None if v is None else normalize_admin_phone(v))
+
+
+class BlacklistIn(CamelModel):
+    phone: str
+    comment: Annotated[str, Field(max_length=255)] = ""
+
+    _phone = field_validator("phone")(lambda cls, v: normalize_admin_phone(v))

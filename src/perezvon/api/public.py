@@ -1,0 +1,123 @@
+"""The public widget API behind window.ctw (DESIGN §2–§3), plain Starlette routes for speed."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..domain.errors import PublicError
+from ..domain.request_rules import validate_request
+from ..services.intake import Intake
+from ..settings import Settings
+from .http import error_response, json_response, read_json_object, request_origin
+
+log = logging.getLogger("perezvon.api.public")
+SDK_DIR = Path(__file__).resolve().parent.parent / "sdk"
+PREFIX = "/api/widget/v1"
+
+
+def cors_headers(request: Request) -> dict[str, str]:
+    """Reflect the Origin: whether it is allowed is decided per site, in the handler (a refusal still
+    carries these headers so the page's developer can read why)."""
+    origin = request.headers.get("origin")
+    if not origin:
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin", "Access-Control-Expose-Headers": "Retry-After"}
+
+
+async def preflight(request: Request) -> Response:
+    headers = cors_headers(request)
+    headers.update(
+        {
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": request.headers.get("access-control-request-headers", "Content-Type"),
+            "Access-Control-Max-Age": "86400",
+        }
+    )
+    return Response(status_code=204, headers=headers)
+
+
+def _state(request: Request) -> tuple[Intake, Settings]:
+    return request.app.state.intake, request.app.state.settings
+
+
+async def _guarded(request: Request, handler) -> Response:  # type: ignore[no-untyped-def]
+    """Per-IP limit, JSON body, error shape and CORS headers, common to every counted endpoint."""
+    intake, settings = _state(request)
+    headers = cors_headers(request)
+    try:
+        origin = request_origin(request, settings)
+        retry = await intake.guard.hit_ip(origin.ip)
+        if retry is not None:
+            raise PublicError(
+                "request_throttle_count",
+                f"Too many API requests from {origin.ip}: at most {settings.ip_rate_limit} per second",
+                {"retryAfterSeconds": retry, "limitPerSecond": settings.ip_rate_limit},
+                retry_after=retry,
+            )
+        payload = await read_json_object(request)
+        origin = request_origin(request, settings, payload.get("sessionId"))
+        body = await handler(intake, payload, origin)
+        return json_response(body, 200, headers)
+    except PublicError as error:
+        return error_response(error, headers)
+    except Exception:
+        log.exception("public API request failed")
+        return error_response(PublicError("server_error", "Internal server error", {}), headers)
+
+
+async def route_key_data(request: Request) -> Response:
+    async def handle(intake: Intake, payload, origin):  # type: ignore[no-untyped-def]
+        return await intake.route_key_data(payload.get("site"), payload, origin)
+
+    return await _guarded(request, handle)
+
+
+async def create_request(request: Request) -> Response:
+    async def handle(intake: Intake, payload, origin):  # type: ignore[no-untyped-def]
+        site_key = payload.get("site")
+        snapshot = await intake.snapshots.by_key(site_key) if isinstance(site_key, str) else None
+        request_input, errors = validate_request(payload)
+        accepted = await intake.create_request(snapshot, request_input, errors, origin)
+        return {"callbackRequestId": accepted.request_id}
+
+    return await _guarded(request, handle)
+
+
+async def create_session(request: Request) -> Response:
+    # Session bookkeeping is not counted against the per-IP limit (DESIGN §3).
+    intake, settings = _state(request)
+    headers = cors_headers(request)
+    try:
+        payload = await read_json_object(request)
+        session_id = await intake.create_session(payload.get("site"), payload, request_origin(request, settings))
+        return json_response({"sessionId": session_id}, 200, headers)
+    except PublicError as error:
+        return error_response(error, headers)
+
+
+def _sdk_file(name: str, media_type: str):  # type: ignore[no-untyped-def]
+    async def serve(request: Request) -> Response:
+        # Read per request in development is cheap (2 KB) and keeps edits live; the OS caches it.
+        content = (SDK_DIR / name).read_bytes()
+        return Response(
+            content,
+            media_type=media_type,
+            headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+        )
+
+    return serve
+
+
+routes = [
+    Route("/ctw.js", _sdk_file("ctw.js", "application/javascript; charset=utf-8"), methods=["GET", "HEAD"]),
+    Route("/ctw.d.ts", _sdk_file("ctw.d.ts", "application/typescript; charset=utf-8"), methods=["GET", "HEAD"]),
+    Route(f"{PREFIX}/session", create_session, methods=["POST"]),
+    Route(f"{PREFIX}/route-key-data", route_key_data, methods=["POST"]),
+    Route(f"{PREFIX}/requests", create_request, methods=["POST"]),
+    Route(PREFIX + "/{rest:path}", preflight, methods=["OPTIONS"]),
+]

@@ -1,0 +1,145 @@
+"""The server-side twin of createRequest, with Calltouch's own path, headers and answer shapes (DESIGN §2).
+
+A back end already integrated with Calltouch changes only its base URL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..domain.errors import PublicError
+from ..domain.request_rules import validate_request
+from ..services.accounts import authenticate_token
+from ..services.intake import Intake
+from ..store.tables import sites, widgets
+from .http import json_response, request_origin
+
+log = logging.getLogger("perezvon.api.twin")
+PATH = "/widget-service/v1/api/widget-request/user-form/create"
+
+# Calltouch's codes as seen in public integrations, then ours for refusals Calltouch's docs do not list.
+CODE_INVALID_PHONE = 10013
+CODE_WIDGET_NOT_FOUND = 10003
+CODE_VALIDATION = 10007
+CODE_BLACKLISTED = 10020
+CODE_POINTS_EXHAUSTED = 10021
+CODE_NON_WORKING_HOURS = 10022
+CODE_SERVER_ERROR = 10000
+
+TYPE_CODES = {
+    "request_widget_not_found": CODE_WIDGET_NOT_FOUND,
+    "validation_error": CODE_VALIDATION,
+    "request_throttle_timeout": CODE_VALIDATION,
+    "request_throttle_count": CODE_VALIDATION,
+    "request_phone_blacklisted": CODE_BLACKLISTED,
+    "api_points_exhausted": CODE_POINTS_EXHAUSTED,
+    "request_non_working_hours": CODE_NON_WORKING_HOURS,
+    "origin_not_allowed": CODE_VALIDATION,
+    "server_error": CODE_SERVER_ERROR,
+}
+
+
+def refusal(code: int, message: str, status: int = 400, retry_after: int | None = None) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return json_response({"data": {"apiErrorData": {"errorCode": code, "errorMessage": message}}}, status, headers)
+
+
+def _blank(value: Any) -> bool:
+    """Empty or odd optional values mean "not given" ("" or 0 or false), as real clients send them."""
+    return value is None or value == "" or value is False or value == 0
+
+
+def _clean_body(payload: dict[str, Any]) -> dict[str, Any]:
+    body = dict(payload)
+    for key in ("scheduleTime", "unitId", "sessionId", "callUrl", "tags", "fields"):
+        if _blank(body.get(key)):
+            body[key] = None
+    if isinstance(body.get("unitId"), str) and body["unitId"].isdigit():
+        body["unitId"] = int(body["unitId"])
+    if isinstance(body.get("fields"), list):
+        # Integrations send {name, value, type}; only name and value matter.
+        body["fields"] = [
+            {"name": f.get("name"), "value": f.get("value")} if isinstance(f, dict) else f for f in body["fields"]
+        ]
+    return body
+
+
+async def create(request: Request) -> Response:
+    intake: Intake = request.app.state.intake
+    settings = request.app.state.settings
+    who = await authenticate_token(request.app.state.db, request.headers.get("access-token"), settings.admin_token)
+    if who is None:
+        return json_response({"message": "Invalid credentials"}, 403)
+    try:
+        origin = request_origin(request, settings)
+        retry = await intake.guard.hit_ip(origin.ip)
+        if retry is not None:
+            return refusal(
+                CODE_VALIDATION, f"Request limit exceeded: at most {settings.ip_rate_limit} requests per second",
+                retry_after=retry,
+            )
+        try:
+            payload = json.loads(await request.body() or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return refusal(CODE_VALIDATION, "Request body is not valid JSON")
+        if not isinstance(payload, dict):
+            return refusal(CODE_VALIDATION, "Request body must be a JSON object")
+        body = _clean_body(payload)
+        request_input, errors = validate_request(body)
+        phone_errors = [f for f in errors.as_details()["fields"] if f["name"] == "phone"]
+        if phone_errors:  # the phone is checked first: 10013 wins over 10003
+            return refusal(CODE_INVALID_PHONE, phone_errors[0]["errors"][0]["message"])
+        route_key_errors = [f for f in errors.as_details()["fields"] if f["name"] == "routeKey"]
+        if route_key_errors:
+            return refusal(CODE_VALIDATION, "routeKey: " + route_key_errors[0]["errors"][0]["message"])
+        site_id = await _find_site(request, intake, who, request_input.route_key)
+        if site_id is None:
+            return refusal(CODE_WIDGET_NOT_FOUND, f"No active widget for routeKey {request_input.route_key!r}")
+        snapshot = await intake.snapshots.by_id(site_id)
+        if snapshot is None or not who.owns(snapshot.site["account_id"]):
+            return refusal(CODE_WIDGET_NOT_FOUND, f"No active widget for routeKey {request_input.route_key!r}")
+        origin = request_origin(request, settings, body.get("sessionId"))
+        origin.origin = None  # a back end, not a browser: origins do not apply
+        utm = {k: body[k] for k in ("utmSource", "utmMedium", "utmCampaign", "utmContent", "utmTerm")
+               if isinstance(body.get(k), str) and body[k]}
+        call_url = body.get("callUrl") if isinstance(body.get("callUrl"), str) else None
+        accepted = await intake.create_request(
+            snapshot, request_input, errors, origin, method="serverCreate", source="api",
+            extra={"utm": utm, "callUrl": call_url},
+        )
+        return json_response({"data": {"widgetRequestId": accepted.request_id}})
+    except PublicError as error:
+        message = error.message
+        if error.type == "validation_error":
+            message = "; ".join(
+                f"{f['name']}: {f['errors'][0]['message']}" for f in error.details.get("fields", [])
+            ) or message
+        return refusal(TYPE_CODES.get(error.type, CODE_VALIDATION), message, retry_after=error.retry_after)
+    except Exception:
+        log.exception("server-side create failed")
+        return refusal(CODE_SERVER_ERROR, "Internal server error", 500)
+
+
+async def _find_site(request: Request, intake: Intake, who, route_key: str) -> int | None:  # type: ignore[no-untyped-def]
+    """The SiteId header when given; else the one site of this token that has the routeKey."""
+    header = request.headers.get("siteid", "").strip()
+    if header:
+        return int(header) if header.isdigit() else None
+    query = select(widgets.c.site_id).join(sites, sites.c.id == widgets.c.site_id).where(
+        widgets.c.route_key == route_key
+    )
+    if not who.is_operator:
+        query = query.where(sites.c.account_id == who.account_id)
+    async with intake.db.read() as conn:
+        found = list((await conn.execute(query.order_by(widgets.c.enabled.desc(), widgets.c.id))).scalars())
+    return found[0] if found else None
+
+
+routes = [Route(PATH, create, methods=["POST"])]

@@ -1,0 +1,148 @@
+"""ASGI app assembly: the public widget API, its server-side twin, the admin API, the cabinet and the worker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from . import __version__
+from .api import admin, public, twin
+from .api.http import error_response
+from .domain.errors import PublicError
+from .services.catalog import Catalog, Conflict, NotFound
+from .services.intake import Intake
+from .services.journal import Journal
+from .settings import Settings, get_settings
+from .store.db import Database
+from .store.snapshots import SnapshotCache
+from .throttling import Guard
+
+log = logging.getLogger("perezvon")
+
+DESCRIPTION = """
+perezvon's HTTP API. The public widget API (`/ctw.js`, `/api/widget/v1/*`) is what `window.ctw` calls;
+the admin API (`/api/admin/v1/*`, `Authorization: Bearer <token>`) provisions sites, widgets, units,
+blacklists and reads the call journal. Every error answers `{type, message, details}`.
+"""
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+async def _validation_handler(request: Request, exc: RequestValidationError) -> Response:
+    fields: dict[str, list[dict[str, str]]] = {}
+    for error in exc.errors():
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        fields.setdefault(_field_name(tuple(error.get("loc", ()))), []).append({"message": message})
+    details = {"fields": [{"name": n, "errors": e} for n, e in fields.items()]}
+    return error_response(PublicError("validation_error", "Invalid request: " + ", ".join(fields), details))
+
+
+async def _public_error_handler(request: Request, exc: PublicError) -> Response:
+    return error_response(exc)
+
+
+async def _not_found_handler(request: Request, exc: NotFound) -> Response:
+    return error_response(PublicError("not_found", f"No such {exc} (or not yours)", {}))
+
+
+async def _conflict_handler(request: Request, exc: Conflict) -> Response:
+    return error_response(PublicError("conflict", str(exc), {}))
+
+
+async def _http_handler(request: Request, exc: StarletteHTTPException) -> Response:
+    kind = {401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict"}.get(exc.status_code)
+    if kind is None:
+        kind = "validation_error" if 400 <= exc.status_code < 500 else "server_error"
+    error = PublicError(kind, str(exc.detail), {})
+    response = error_response(error)
+    response.status_code = exc.status_code
+    return response
+
+
+async def _server_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(PublicError("server_error", "Internal server error", {}))
+
+
+class Services:
+    """Everything a process shares: built once per app, closed on shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.snapshots = SnapshotCache(self.db)
+        self.guard = Guard(ip_rate_limit=settings.ip_rate_limit, redis_url=settings.redis_url)
+        self.intake = Intake(self.db, self.snapshots, self.guard)
+        self.catalog = Catalog(self.db, self.snapshots)
+        self.journal = Journal(self.db)
+
+    def attach(self, app: FastAPI) -> None:
+        for name in ("settings", "db", "snapshots", "guard", "intake", "catalog", "journal"):
+            setattr(app.state, name, getattr(self, name))
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+
+def create_app(settings: Settings | None = None, *, with_worker: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    services = Services(settings)
+    run_worker = settings.run_worker if with_worker is None else with_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if run_worker:
+            from .calls.runtime import start_in_process  # the engine is optional for API-only processes
+
+            worker = await start_in_process(app.state)
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            await services.close()
+
+    app = FastAPI(
+        title="perezvon",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    services.attach(app)
+    app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(PublicError, _public_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFound, _not_found_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(Conflict, _conflict_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _server_error_handler)
+    app.router.routes.extend(public.routes)
+    app.router.routes.extend(twin.routes)
+    app.include_router(admin.router)
+    if settings.demo:
+        from .demo.routes import routes as demo_routes
+
+        app.router.routes.extend(demo_routes)
+    try:
+        from .web import mount_cabinet
+    except ImportError:  # the cabinet is being built; the API works without it
+        mount_cabinet = None
+    if mount_cabinet is not None:
+        mount_cabinet(app)
+    return app

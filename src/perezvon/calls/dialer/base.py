@@ -1,0 +1,107 @@
+"""The dialer interface the callback engine talks to.
+
+A dialer makes call legs. The engine rings the operator leg, plays the announcement to it, rings the
+visitor leg, then asks the dialer to bridge the two until either side hangs up. Everything is async and
+every wait has a timeout, so a dead peer never hangs a worker.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+class RingResult(enum.Enum):
+    """How ringing a leg ended."""
+
+    ANSWERED = "answered"
+    BUSY = "busy"  # 486/600
+    NO_ANSWER = "no_answer"  # ring timeout (we sent CANCEL), 408, 480
+    REJECTED = "rejected"  # 403, 603, other 4xx
+    UNAVAILABLE = "unavailable"  # 404/503/5xx, trunk unreachable
+    ERROR = "error"  # our side failed
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono 16-bit little-endian PCM at 8 kHz: what a G.711 leg carries."""
+
+    pcm: bytes
+    rate: int = 8000
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / 2 / self.rate
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """Where and how to place calls (a site's own trunk, else the environment's default)."""
+
+    host: str
+    port: int = 5060
+    transport: str = "udp"  # udp | tcp
+    username: str = ""
+    password: str = ""
+    caller: str = ""  # the From number
+    number_format: str = "{number}"  # e.g. "+{number}" or "8{national}"
+
+    def format_number(self, number: str) -> str:
+        return self.number_format.format(number=number, national=number[1:])
+
+
+class DialerError(Exception):
+    """The dialer could not do what was asked (not a peer's answer: those are RingResult)."""
+
+
+class CallLeg(abc.ABC):
+    """One outbound call to one number."""
+
+    number: str
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    @abc.abstractmethod
+    async def ring(self, timeout: float) -> RingResult:
+        """Dial and wait until answered or failed; on timeout cancel the call and answer NO_ANSWER."""
+
+    @abc.abstractmethod
+    async def play(self, audio: Audio) -> None:
+        """Send audio to this leg and return when it has been played (or the leg ended)."""
+
+    @abc.abstractmethod
+    async def read_digit(self, timeout: float) -> str | None:
+        """The next DTMF key pressed on this leg (RFC 4733), or None after timeout or hang-up."""
+
+    @abc.abstractmethod
+    async def wait_ended(self, timeout: float | None = None) -> bool:
+        """Wait for the far end to hang up; True if it did within timeout."""
+
+    @abc.abstractmethod
+    async def hangup(self) -> None:
+        """End the leg (BYE when answered, CANCEL while ringing); safe to call twice."""
+
+    @property
+    def is_ended(self) -> bool:
+        return self.ended_at is not None
+
+
+class Dialer(abc.ABC):
+    """Makes legs and bridges them."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def leg(self, number: str, trunk: Trunk | None = None) -> CallLeg:
+        """A leg to number, not yet dialled."""
+
+    @abc.abstractmethod
+    async def bridge(self, a: CallLeg, b: CallLeg, record_to: Path | None = None) -> None:
+        """Relay media both ways until either side hangs up, then hang up the other."""

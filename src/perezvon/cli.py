@@ -1,0 +1,165 @@
+"""The ``perezvon`` command (DESIGN §5): serve, worker, migrate, demo, token create, user create."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+import click
+
+from .settings import SettingsError, get_settings
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _migrate() -> None:
+    from .store.migrate import upgrade
+
+    upgrade(_settings().database_url)
+
+
+def _run_server(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        "perezvon.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers if workers > 1 else None,
+        log_level=settings.log_level,
+        proxy_headers=False,  # client IPs are decided by PEREZVON_TRUSTED_PROXIES, not by uvicorn
+        server_header=False,
+    )
+
+
+@click.group()
+@click.version_option(package_name="perezvon")
+def main() -> None:
+    """perezvon: self-hosted callback requests with a Calltouch-compatible window.ctw API."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="API processes (use PostgreSQL + Redis).")
+def serve(host: str, port: int, workers: int) -> None:
+    """API + admin cabinet + callback worker in one process (set PEREZVON_RUN_WORKER=false for API only)."""
+    _migrate()
+    _run_server(host, port, workers)
+
+
+@main.command()
+def worker() -> None:
+    """Run the callback worker alone (several may run against one PostgreSQL)."""
+    _migrate()
+    from .calls.runtime import run_standalone
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_standalone(settings))
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database to the newest schema."""
+    _migrate()
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def demo(host: str, port: int) -> None:
+    """Serve with a demo site, widget my_form_1 and a /demo page that runs the reference's examples."""
+    os.environ["PEREZVON_DEMO"] = "1"
+    get_settings.cache_clear()
+    _migrate()
+    from .demo.seed import seed_demo
+
+    info = asyncio.run(seed_demo(_settings(), f"http://{host}:{port}"))
+    base = f"http://{host}:{port}"
+    click.echo(
+        "\n".join(
+            [
+                "",
+                "perezvon demo is starting",
+                f"  demo page:        {base}/demo",
+                f"  admin cabinet:    {base}/   (login {info['email']} / password {info['password']})",
+                f"  admin API docs:   {base}/api/docs   (token: {info['token']})",
+                f"  site key:         {info['site_key']}   widget routeKey: my_form_1",
+                "",
+            ]
+        )
+    )
+    _run_server(host, port, 1)
+
+
+@main.group()
+def token() -> None:
+    """Admin API tokens."""
+
+
+@token.command("create")
+@click.option("--email", default=None, help="The account the token belongs to (else an operator token).")
+@click.option("--name", default="", help="A label to recognise the token by.")
+def token_create(email: str | None, name: str) -> None:
+    """Print a new admin API token (shown once)."""
+    _migrate()
+    from .services.accounts import account_by_email, create_token
+    from .store.db import Database
+
+    async def run() -> str:
+        db = Database(_settings().database_url)
+        try:
+            account_id = None
+            if email:
+                account = await account_by_email(db, email)
+                if account is None:
+                    raise click.ClickException(f"no account {email}: create it with 'perezvon user create'")
+                account_id = account["id"]
+            return await create_token(db, account_id, name)
+        finally:
+            await db.dispose()
+
+    click.echo(asyncio.run(run()))
+
+
+@main.group()
+def user() -> None:
+    """Cabinet accounts."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True, help="At least 8 characters.")
+def user_create(email: str, password: str) -> None:
+    """Create an account (or set the password of an existing one)."""
+    _migrate()
+    from .services.accounts import AccountError, create_account
+    from .store.db import Database
+
+    async def run() -> int:
+        db = Database(_settings().database_url)
+        try:
+            return await create_account(db, email, password)
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+        finally:
+            await db.dispose()
+
+    account_id = asyncio.run(run())
+    click.echo(f"account {email} (id {account_id}) is ready")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Create (or find again) the demo account, site, widget and unit: running the demo twice is safe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from ..domain.schedule import ALL_HOURS
+from ..services.accounts import create_account, create_token
+from ..settings import Settings
+from ..store.db import Database
+from ..store.tables import sites, units, utcnow, widgets
+
+DEMO_SITE_KEY = "demo"
+DEMO_EMAIL = "demo@perezvon.local"
+DEMO_PASSWORD = "perezvon-demo"
+
+
+async def seed_demo(settings: Settings, base_url: str) -> dict[str, Any]:
+    db = Database(settings.database_url)
+    try:
+        account_id = await create_account(db, DEMO_EMAIL, DEMO_PASSWORD)
+        async with db.write() as conn:
+            site_id = (await conn.execute(select(sites.c.id).where(sites.c.site_key == DEMO_SITE_KEY))).scalar()
+            if site_id is None:
+                result = await conn.execute(
+                    sites.insert().values(
+                        account_id=account_id,
+                        name="Demo site",
+                        site_key=DEMO_SITE_KEY,
+                        allowed_origins=[],
+                        timezone="Europe/Moscow",
+                        minutes_balance=1000,
+                        callback_active=True,
+                        api_points_per_day=50_000,
+                        api_point_costs={},
+                        non_working_policy="finish",
+                        record_calls=False,
+                        webhook_urls=[],
+                        webhook_secret="demo-webhook-secret",
+                        created_at=utcnow(),
+                    )
+                )
+                site_id = int(result.inserted_primary_key[0])
+                await conn.execute(
+                    widgets.insert().values(
+                        site_id=site_id,
+                        route_key="my_form_1",
+                        name="Callback form",
+                        enabled=True,
+                        operator_phones=["79990000010"],
+                        schedule_timezone="UTC+03:00",
+                        # The demo works around the clock (DESIGN §5).
+                        schedule_hours=sorted(ALL_HOURS),
+                        collect_non_working=True,
+                        throttle_user_timeout_s=0,
+                        throttle_max_per_phone=20,
+                        throttle_period_s=3600,
+                        callback={
+                            "announcement": True,
+                            "operatorConfirm": False,
+                            "ringTimeoutSeconds": 30,
+                            "redialAttempts": 2,
+                            "redialIntervalSeconds": 10,
+                            "language": "en",
+                        },
+                        created_at=utcnow(),
+                    )
+                )
+                await conn.execute(
+                    units.insert().values(
+                        site_id=site_id, name="Sales department", phone="79990000020", created_at=utcnow()
+                    )
+                )
+            else:
+                # A demo that ran dry keeps working: top the balance up on every start.
+                await conn.execute(
+                    update(sites).where(sites.c.id == site_id).values(minutes_balance=1000, callback_active=True)
+                )
+            unit_id = (await conn.execute(select(units.c.id).where(units.c.site_id == site_id))).scalar()
+        token = await create_token(db, account_id, "demo")
+        return {
+            "email": DEMO_EMAIL,
+            "password": DEMO_PASSWORD,
+            "token": token,
+            "site_key": DEMO_SITE_KEY,
+            "site_id": site_id,
+            "unit_id": unit_id,
+        }
+    finally:
+        await db.dispose()

@@ -1,0 +1,73 @@
+"""The public error vocabulary: every refusal is a ``PublicError`` with the {type, message, details} shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# type → HTTP status. The first eight are the reference's; the rest are ours (documented in docs/api.md).
+ERROR_STATUS: dict[str, int] = {
+    "unknown_error": 500,
+    "server_error": 500,
+    "validation_error": 400,
+    "request_throttle_timeout": 429,
+    "request_throttle_count": 429,
+    "request_phone_blacklisted": 403,
+    "request_widget_not_found": 404,
+    "request_non_working_hours": 409,
+    "api_points_exhausted": 429,
+    "origin_not_allowed": 403,
+    # The admin API's own refusals, same shape.
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+}
+
+
+@dataclass
+class PublicError(Exception):
+    type: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    retry_after: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    @property
+    def status(self) -> int:
+        return ERROR_STATUS[self.type]
+
+    def body(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "details": self.details}
+
+
+class FieldErrors:
+    """Collects every invalid field so one answer lists them all, in argument order."""
+
+    def __init__(self) -> None:
+        self._errors: dict[str, list[str]] = {}
+
+    def add(self, name: str, message: str) -> None:
+        self._errors.setdefault(name, []).append(message)
+
+    def __bool__(self) -> bool:
+        return bool(self._errors)
+
+    def as_details(self) -> dict[str, Any]:
+        return {
+            "fields": [
+                {"name": name, "errors": [{"message": m} for m in messages]}
+                for name, messages in self._errors.items()
+            ]
+        }
+
+    def raise_if_any(self) -> None:
+        if self._errors:
+            raise validation_error(self)
+
+
+def validation_error(errors: FieldErrors) -> PublicError:
+    names = ", ".join(f["name"] for f in errors.as_details()["fields"])
+    return PublicError("validation_error", f"Invalid request data: {names}", errors.as_details())

@@ -1,0 +1,256 @@
+"""Sites, widgets, units and blacklists: the configuration admins manage, scoped to their account.
+
+Used by the admin REST API and the cabinet alike. Every read and write checks the principal's tenancy;
+an object of another account is reported as not found (its existence is not disclosed).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..domain.schedule import ALL_HOURS, offset_of_zone
+from ..store.db import Database
+from ..store.snapshots import SnapshotCache
+from ..store.tables import blacklist, sites, units, utcnow, widgets
+from .accounts import Principal
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(ValueError):
+    pass
+
+
+class Catalog:
+    def __init__(self, db: Database, snapshots: SnapshotCache) -> None:
+        self.db = db
+        self.snapshots = snapshots
+
+    # -- sites ------------------------------------------------------------------------------------------
+
+    async def list_sites(self, who: Principal) -> list[dict[str, Any]]:
+        query = select(sites).order_by(sites.c.id)
+        if not who.is_operator:
+            query = query.where(sites.c.account_id == who.account_id)
+        async with self.db.read() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+    async def get_site(self, who: Principal, site_id: int) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(sites).where(sites.c.id == site_id))).mappings().first()
+        if row is None or not who.owns(row["account_id"]):
+            raise NotFound(f"site {site_id}")
+        return dict(row)
+
+    async def create_site(self, who: Principal, values: dict[str, Any]) -> dict[str, Any]:
+        account_id = values.pop("account_id", None) if who.is_operator else who.account_id
+        values.pop("account_id", None)
+        values.setdefault("api_point_costs", None)
+        values["api_point_costs"] = values["api_point_costs"] or {}
+        values["trunk"] = values.get("trunk")
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                insert(sites).values(
+                    account_id=account_id,
+                    site_key=secrets.token_hex(8),
+                    webhook_secret=secrets.token_hex(24),
+                    created_at=utcnow(),
+                    **values,
+                )
+            )
+            site_id = int(result.inserted_primary_key[0])
+        self.snapshots.invalidate(site_id)
+        return await self.get_site(who, site_id)
+
+    async def update_site(self, who: Principal, site_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        await self.get_site(who, site_id)
+        if values:
+            async with self.db.write() as conn:
+                await conn.execute(update(sites).where(sites.c.id == site_id).values(**values))
+        self.snapshots.invalidate(site_id)
+        return await self.get_site(who, site_id)
+
+    async def delete_site(self, who: Principal, site_id: int) -> None:
+        await self.get_site(who, site_id)
+        async with self.db.write() as conn:
+            await conn.execute(delete(sites).where(sites.c.id == site_id))
+        self.snapshots.invalidate(site_id)
+
+    # -- widgets ----------------------------------------------------------------------------------------
+
+    async def list_widgets(self, who: Principal, site_id: int) -> list[dict[str, Any]]:
+        await self.get_site(who, site_id)
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(widgets).where(widgets.c.site_id == site_id).order_by(widgets.c.id))
+            return [dict(r) for r in rows.mappings()]
+
+    async def get_widget(self, who: Principal, widget_id: int) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(widgets).where(widgets.c.id == widget_id))).mappings().first()
+        if row is None:
+            raise NotFound(f"widget {widget_id}")
+        try:
+            await self.get_site(who, row["site_id"])
+        except NotFound:
+            raise NotFound(f"widget {widget_id}") from None
+        return dict(row)
+
+    async def create_widget(self, who: Principal, site_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        site = await self.get_site(who, site_id)
+        schedule = values.pop("schedule", None)
+        if schedule is None:
+            # A widget made with only a routeKey works around the clock, in the site's current offset.
+            schedule = {
+                "utc_timezone": offset_of_zone(site["timezone"]),
+                "hours": [{"day_of_week": d, "hour": h} for d, h in sorted(ALL_HOURS)],
+            }
+        row = _widget_columns(values, schedule)
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(insert(widgets).values(site_id=site_id, created_at=utcnow(), **row))
+                widget_id = int(result.inserted_primary_key[0])
+        except IntegrityError as exc:
+            raise Conflict(f"routeKey {values['route_key']!r} already exists on this site") from exc
+        self.snapshots.invalidate(site_id)
+        return await self.get_widget(who, widget_id)
+
+    async def update_widget(self, who: Principal, widget_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        widget = await self.get_widget(who, widget_id)
+        schedule = values.pop("schedule", None)
+        row = _widget_columns(values, schedule)
+        if row:
+            try:
+                async with self.db.write() as conn:
+                    await conn.execute(update(widgets).where(widgets.c.id == widget_id).values(**row))
+            except IntegrityError as exc:
+                raise Conflict(f"routeKey {values.get('route_key')!r} already exists on this site") from exc
+        self.snapshots.invalidate(widget["site_id"])
+        return await self.get_widget(who, widget_id)
+
+    async def delete_widget(self, who: Principal, widget_id: int) -> None:
+        widget = await self.get_widget(who, widget_id)
+        async with self.db.write() as conn:
+            await conn.execute(delete(widgets).where(widgets.c.id == widget_id))
+        self.snapshots.invalidate(widget["site_id"])
+
+    # -- units ------------------------------------------------------------------------------------------
+
+    async def list_units(self, who: Principal, site_id: int) -> list[dict[str, Any]]:
+        await self.get_site(who, site_id)
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(units).where(units.c.site_id == site_id).order_by(units.c.id))
+            return [dict(r) for r in rows.mappings()]
+
+    async def get_unit(self, who: Principal, unit_id: int) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(units).where(units.c.id == unit_id))).mappings().first()
+        if row is None:
+            raise NotFound(f"unit {unit_id}")
+        try:
+            await self.get_site(who, row["site_id"])
+        except NotFound:
+            raise NotFound(f"unit {unit_id}") from None
+        return dict(row)
+
+    async def create_unit(self, who: Principal, site_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        await self.get_site(who, site_id)
+        async with self.db.write() as conn:
+            result = await conn.execute(insert(units).values(site_id=site_id, created_at=utcnow(), **values))
+            unit_id = int(result.inserted_primary_key[0])
+        self.snapshots.invalidate(site_id)
+        return await self.get_unit(who, unit_id)
+
+    async def update_unit(self, who: Principal, unit_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        unit = await self.get_unit(who, unit_id)
+        if values:
+            async with self.db.write() as conn:
+                await conn.execute(update(units).where(units.c.id == unit_id).values(**values))
+        self.snapshots.invalidate(unit["site_id"])
+        return await self.get_unit(who, unit_id)
+
+    async def delete_unit(self, who: Principal, unit_id: int) -> None:
+        unit = await self.get_unit(who, unit_id)
+        async with self.db.write() as conn:
+            await conn.execute(delete(units).where(units.c.id == unit_id))
+        self.snapshots.invalidate(unit["site_id"])
+
+    # -- blacklist --------------------------------------------------------------------------------------
+
+    async def list_blacklist(self, who: Principal, site_id: int) -> list[dict[str, Any]]:
+        await self.get_site(who, site_id)
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(blacklist).where(blacklist.c.site_id == site_id).order_by(blacklist.c.id))
+            return [dict(r) for r in rows.mappings()]
+
+    async def add_blacklist(self, who: Principal, site_id: int, phone: str, comment: str = "") -> dict[str, Any]:
+        await self.get_site(who, site_id)
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(
+                    insert(blacklist).values(site_id=site_id, phone=phone, comment=comment, created_at=utcnow())
+                )
+                entry_id = int(result.inserted_primary_key[0])
+        except IntegrityError as exc:
+            raise Conflict(f"{phone} is already blacklisted on this site") from exc
+        self.snapshots.invalidate(site_id)
+        async with self.db.read() as conn:
+            return dict((await conn.execute(select(blacklist).where(blacklist.c.id == entry_id))).mappings().one())
+
+    async def add_blacklist_bulk(self, who: Principal, site_id: int, phones: list[str]) -> int:
+        """Add many numbers at once, skipping those already listed; returns how many were added."""
+        await self.get_site(who, site_id)
+        async with self.db.write() as conn:
+            existing = set(
+                (await conn.execute(select(blacklist.c.phone).where(blacklist.c.site_id == site_id))).scalars()
+            )
+            fresh = sorted(set(phones) - existing)
+            if fresh:
+                now = utcnow()
+                await conn.execute(
+                    insert(blacklist),
+                    [{"site_id": site_id, "phone": p, "comment": "", "created_at": now} for p in fresh],
+                )
+        self.snapshots.invalidate(site_id)
+        return len(fresh)
+
+    async def delete_blacklist(self, who: Principal, entry_id: int) -> None:
+        async with self.db.read() as conn:
+            site_id = (await conn.execute(select(blacklist.c.site_id).where(blacklist.c.id == entry_id))).scalar()
+        if site_id is None:
+            raise NotFound(f"blacklist entry {entry_id}")
+        try:
+            await self.get_site(who, site_id)
+        except NotFound:
+            raise NotFound(f"blacklist entry {entry_id}") from None
+        async with self.db.write() as conn:
+            await conn.execute(delete(blacklist).where(blacklist.c.id == entry_id))
+        self.snapshots.invalidate(site_id)
+
+    async def count_sites(self) -> int:
+        async with self.db.read() as conn:
+            return int((await conn.execute(select(func.count()).select_from(sites))).scalar() or 0)
+
+
+def _widget_columns(values: dict[str, Any], schedule: dict[str, Any] | None) -> dict[str, Any]:
+    """Flatten the API's nested widget shape onto table columns (only the keys given)."""
+    row: dict[str, Any] = {}
+    for key in ("route_key", "name", "enabled", "operator_phones", "callback"):
+        if key in values and values[key] is not None:
+            row[key] = values[key]
+    if values.get("collect_non_working_requests") is not None:
+        row["collect_non_working"] = values["collect_non_working_requests"]
+    throttle = values.get("throttle")
+    if throttle is not None:
+        row["throttle_user_timeout_s"] = throttle["user_timeout_seconds"]
+        row["throttle_max_per_phone"] = throttle["max_requests_per_phone"]
+        row["throttle_period_s"] = throttle["period_seconds"]
+    if schedule is not None:
+        row["schedule_timezone"] = schedule["utc_timezone"]
+        row["schedule_hours"] = sorted({(c["day_of_week"], c["hour"]) for c in schedule["hours"]})
+    return row

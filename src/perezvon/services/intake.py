@@ -1,0 +1,271 @@
+"""Accepting callback requests and answering widget look-ups: shared by the JS API and the server-side twin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select
+
+from ..domain.errors import FieldErrors, PublicError, validation_error
+from ..domain.request_rules import RequestInput, check_route_key, check_schedule_in_future, parse_schedule_time
+from ..domain.schedule import WeeklySchedule
+from ..store.db import Database
+from ..store.snapshots import SiteSnapshot, SnapshotCache
+from ..store.tables import callback_requests, tracking_sessions, utcnow
+from ..throttling import Guard
+
+DEFAULT_POINT_COSTS = {"getRouteKeyData": 1, "createRequest": 1, "serverCreate": 1}
+
+
+def widget_schedule(widget: dict[str, Any]) -> WeeklySchedule:
+    return WeeklySchedule.build(widget["schedule_timezone"], (tuple(cell) for cell in widget["schedule_hours"]))
+
+
+def site_day(site: dict[str, Any], now: datetime) -> str:
+    """The site's calendar day: the points budget resets at midnight in the site's time zone."""
+    return now.astimezone(ZoneInfo(site["timezone"])).date().isoformat()
+
+
+@dataclass
+class Origin:
+    """Where a request came from: the client IP, the browser's Origin header, the tracking session."""
+
+    ip: str
+    origin: str | None = None
+    session_id: int | None = None
+    user_agent: str = ""
+
+
+@dataclass
+class Accepted:
+    request_id: int
+    due_at: datetime
+
+
+@dataclass
+class Intake:
+    db: Database
+    snapshots: SnapshotCache
+    guard: Guard
+    # Called with the new request's id after its commit: wakes the in-process worker.
+    on_created: list[Callable[[int, datetime], None]] = field(default_factory=list)
+
+    # -- checks shared by every entry point -------------------------------------------------------
+
+    @staticmethod
+    def check_origin(snapshot: SiteSnapshot, origin: str | None) -> None:
+        allowed = snapshot.site["allowed_origins"] or []
+        # An empty list allows every origin; no Origin header means not a browser (nothing to check).
+        if allowed and origin is not None and origin.rstrip("/") not in allowed:
+            raise PublicError(
+                "origin_not_allowed",
+                f"Origin {origin} is not allowed for this site; add it to the site's allowedOrigins",
+                {"origin": origin},
+            )
+
+    async def check_points(self, snapshot: SiteSnapshot, method: str, now: datetime) -> int:
+        cost = int((snapshot.site["api_point_costs"] or {}).get(method, DEFAULT_POINT_COSTS.get(method, 1)))
+        budget = snapshot.site["api_points_per_day"]
+        if cost > 0 and budget >= 0:
+            spent = await self.guard.points_spent(snapshot.id, site_day(snapshot.site, now))
+            if spent + cost > budget:
+                raise PublicError(
+                    "api_points_exhausted",
+                    "The site's daily API points budget is spent; it resets at midnight in the site's time zone",
+                    {"pointsPerDay": budget, "pointsSpent": spent},
+                )
+        return cost
+
+    async def spend(self, snapshot: SiteSnapshot, cost: int, now: datetime) -> None:
+        await self.guard.spend_points(snapshot.id, site_day(snapshot.site, now), cost)
+
+    @staticmethod
+    def active_widget(snapshot: SiteSnapshot | None, route_key: str) -> dict[str, Any] | None:
+        if snapshot is None or not snapshot.callback_active:
+            return None
+        widget = snapshot.widgets.get(route_key)
+        return widget if widget is not None and widget["enabled"] else None
+
+    # -- getRouteKeyData ------------------------------------------------------------------------------
+
+    async def route_key_data(self, site_key: str, payload: dict[str, Any], origin: Origin) -> dict[str, Any]:
+        now = utcnow()
+        errors = FieldErrors()
+        route_key = payload.get("routeKey")
+        check_route_key(route_key, errors)
+        snapshot = await self.snapshots.by_key(site_key) if isinstance(site_key, str) else None
+        if snapshot is not None:
+            self.check_origin(snapshot, origin.origin)
+        errors.raise_if_any()
+        if snapshot is None:
+            return {"widgetFound": False, "widgetData": None}
+        cost = await self.check_points(snapshot, "getRouteKeyData", now)
+        widget = self.active_widget(snapshot, route_key)  # type: ignore[arg-type]
+        if widget is None:
+            answer: dict[str, Any] = {"widgetFound": False, "widgetData": None}
+        else:
+            schedule = widget_schedule(widget)
+            collect = bool(widget["collect_non_working"])
+            answer = {
+                "widgetFound": True,
+                "widgetData": {
+                    "widgetId": widget["id"],
+                    "callCenterWorkingMode": schedule.mode(now),
+                    "collectNonWorkingRequests": collect,
+                    "collectRequests": collect,
+                    "workingSchedule": {"utcTimezone": schedule.utc_timezone, "hours": schedule.sorted_hours()},
+                },
+            }
+        await self.spend(snapshot, cost, now)
+        return answer
+
+    # -- createRequest --------------------------------------------------------------------------------
+
+    async def create_request(
+        self,
+        snapshot: SiteSnapshot | None,
+        request: RequestInput,
+        errors: FieldErrors,
+        origin: Origin,
+        *,
+        method: str = "createRequest",
+        source: str = "js",
+        extra: dict[str, Any] | None = None,
+    ) -> Accepted:
+        """Run every rule in the documented order, then commit the request before returning its id.
+
+        ``errors`` holds the shape errors found by ``validate_request``; site-dependent ones join them so
+        that one answer lists every invalid field.
+        """
+        now = utcnow()
+        if snapshot is not None:
+            self.check_origin(snapshot, origin.origin)
+        widget = self.active_widget(snapshot, request.route_key) if request.route_key else None
+        schedule = widget_schedule(widget) if widget is not None else None
+        if snapshot is not None and request.unit_id is not None and request.unit_id not in snapshot.units:
+            errors.add("unitId", f"No unit with id {request.unit_id} on this site")
+        if schedule is not None and request.schedule_time is not None:
+            problem = check_schedule_in_future(request.schedule_time, schedule.utc_timezone, now)
+            if problem:
+                errors.add("scheduleTime", problem)
+        if errors:
+            raise validation_error(errors)
+        if widget is None or snapshot is None or schedule is None:
+            raise PublicError(
+                "request_widget_not_found",
+                f"No enabled widget for routeKey {request.route_key!r}, or the callback service is not active",
+                {"routeKey": request.route_key},
+            )
+        cost = await self.check_points(snapshot, method, now)
+        if request.phone in snapshot.blacklist:
+            raise PublicError("request_phone_blacklisted", "This phone number is blacklisted", {})
+
+        wanted = parse_schedule_time(request.schedule_time, schedule.utc_timezone) if request.schedule_time else now
+        due_at = schedule.due_at(wanted)
+        if due_at != wanted and not widget["collect_non_working"]:
+            raise PublicError(
+                "request_non_working_hours",
+                "The call center is not working at that time and this widget does not collect "
+                "non-working-hours requests",
+                {"callCenterWorkingMode": "non_working_hours"},
+            )
+        if due_at is None:
+            raise PublicError(
+                "request_non_working_hours",
+                "The widget's working schedule has no working hours, so no callback can be planned",
+                {"callCenterWorkingMode": "non_working_hours"},
+            )
+
+        session_id = await self._session_of_site(origin.session_id, snapshot.id)
+        user_key = f"s{session_id}" if session_id is not None else f"ip{origin.ip}"
+        retry = await self.guard.hit_user_cooldown(widget["id"], user_key, widget["throttle_user_timeout_s"])
+        if retry is not None:
+            raise PublicError(
+                "request_throttle_timeout",
+                f"Too many requests from this user: wait {retry} s before the next one",
+                {"retryAfterSeconds": retry},
+                retry_after=retry,
+            )
+        retry = await self.guard.hit_phone_count(
+            widget["id"], request.phone, widget["throttle_max_per_phone"], widget["throttle_period_s"]
+        )
+        if retry is not None:
+            raise PublicError(
+                "request_throttle_count",
+                f"Too many requests for this phone: at most {widget['throttle_max_per_phone']} "
+                f"per {widget['throttle_period_s']} s; retry in {retry} s",
+                {"retryAfterSeconds": retry},
+                retry_after=retry,
+            )
+
+        extra = extra or {}
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                insert(callback_requests).values(
+                    site_id=snapshot.id,
+                    widget_id=widget["id"],
+                    route_key=request.route_key,
+                    phone=request.phone,
+                    fields=request.fields,
+                    custom_fields=request.custom_fields,
+                    tags=request.tags,
+                    unit_id=request.unit_id,
+                    schedule_time=request.schedule_time,
+                    due_at=due_at,
+                    next_attempt_at=due_at,
+                    session_id=session_id,
+                    source=source,
+                    call_url=extra.get("callUrl"),
+                    utm=extra.get("utm") or {},
+                    status="pending",
+                    attempts_made=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            request_id = int(result.inserted_primary_key[0])
+        await self.spend(snapshot, cost, now)
+        for hook in self.on_created:
+            hook(request_id, due_at)
+        return Accepted(request_id, due_at)
+
+    async def _session_of_site(self, session_id: int | None, site_id: int) -> int | None:
+        """The session id if it is one of this site's sessions; an unknown one is dropped, not an error."""
+        if session_id is None:
+            return None
+        async with self.db.read() as conn:
+            owner = (
+                await conn.execute(select(tracking_sessions.c.site_id).where(tracking_sessions.c.id == session_id))
+            ).scalar()
+        return session_id if owner == site_id else None
+
+    # -- tracking sessions ----------------------------------------------------------------------------
+
+    async def create_session(self, site_key: str, payload: dict[str, Any], origin: Origin) -> int:
+        snapshot = await self.snapshots.by_key(site_key) if isinstance(site_key, str) else None
+        if snapshot is None:
+            raise PublicError("request_widget_not_found", "Unknown site key", {"site": site_key})
+        self.check_origin(snapshot, origin.origin)
+
+        def text(key: str, limit: int = 2048) -> str:
+            value = payload.get(key)
+            return value[:limit] if isinstance(value, str) else ""
+
+        utm = {k: text(k, 255) for k in ("utmSource", "utmMedium", "utmCampaign", "utmContent", "utmTerm")}
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                insert(tracking_sessions).values(
+                    site_id=snapshot.id,
+                    landing_url=text("url"),
+                    referrer=text("referrer"),
+                    user_agent=text("userAgent", 512) or origin.user_agent[:512],
+                    ip=origin.ip[:45],
+                    utm={k: v for k, v in utm.items() if v},
+                    created_at=datetime.now(UTC),
+                )
+            )
+            return int(result.inserted_primary_key[0])

@@ -1,0 +1,125 @@
+"""Settings, read once from the environment (every one documented in docs/deployment.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting holds a value we refuse to start with."""
+
+
+def _env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env_str(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env_str(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env_str(name).lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in _env_str(name).split(",") if part.strip())
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{Path.cwd() / 'perezvon.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=default_database_url)
+    redis_url: str = ""
+    admin_token: str = ""
+    ip_rate_limit: int = 5
+    trusted_proxies: tuple[str, ...] = ()
+    public_base_url: str = ""
+    dialer: str = "simulated"
+    sim_ring_s: float = 1.0
+    sim_talk_s: float = 5.0
+    sip_trunk: str = ""
+    sip_user: str = ""
+    sip_password: str = ""
+    sip_caller: str = ""
+    sip_bind: str = "127.0.0.1:0"
+    recordings_dir: str = ""
+    run_worker: bool = True
+    secret_key: str = ""
+    log_level: str = "info"
+    demo: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    """Read every PEREZVON_* variable; refuse values that cannot work."""
+    database_url = _env_str("PEREZVON_DATABASE_URL") or default_database_url()
+    if not database_url.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+")):
+        raise SettingsError(
+            "PEREZVON_DATABASE_URL must be sqlite:///ABSOLUTE/PATH or postgresql://…, "
+            f"got scheme {database_url.split(':', 1)[0]!r}"
+        )
+    ip_rate_limit = _env_int("PEREZVON_IP_RATE_LIMIT", 5)
+    if ip_rate_limit < 0:
+        raise SettingsError("PEREZVON_IP_RATE_LIMIT must be 0 (off) or more")
+    sip_trunk = _env_str("PEREZVON_SIP_TRUNK")
+    dialer = _env_str("PEREZVON_DIALER") or ("sip" if sip_trunk else "simulated")
+    if dialer not in ("sip", "simulated"):
+        raise SettingsError(f"PEREZVON_DIALER must be sip or simulated, got {dialer!r}")
+    return Settings(
+        database_url=database_url,
+        redis_url=_env_str("PEREZVON_REDIS_URL"),
+        admin_token=_env_str("PEREZVON_ADMIN_TOKEN"),
+        ip_rate_limit=ip_rate_limit,
+        trusted_proxies=_env_list("PEREZVON_TRUSTED_PROXIES"),
+        public_base_url=_env_str("PEREZVON_PUBLIC_URL").rstrip("/"),
+        dialer=dialer,
+        sim_ring_s=_env_float("PEREZVON_SIM_RING_S", 1.0),
+        sim_talk_s=_env_float("PEREZVON_SIM_TALK_S", 5.0),
+        sip_trunk=sip_trunk,
+        sip_user=_env_str("PEREZVON_SIP_USER"),
+        sip_password=_env_str("PEREZVON_SIP_PASSWORD"),
+        sip_caller=_env_str("PEREZVON_SIP_CALLER"),
+        sip_bind=_env_str("PEREZVON_SIP_BIND", "127.0.0.1:0"),
+        recordings_dir=_env_str("PEREZVON_RECORDINGS_DIR"),
+        run_worker=_env_bool("PEREZVON_RUN_WORKER", True),
+        secret_key=_env_str("PEREZVON_SECRET_KEY"),
+        log_level=_env_str("PEREZVON_LOG_LEVEL", "info"),
+        demo=_env_bool("PEREZVON_DEMO", False),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Storage: tables, migrations and queries, one code path for SQLite and PostgreSQL."""

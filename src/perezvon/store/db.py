@@ -1,0 +1,94 @@
+"""Engine creation and transactions: one code path for SQLite (the default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+def async_url(database_url: str) -> str:
+    """Map the documented URL forms onto the drivers we ship (aiosqlite, asyncpg)."""
+    url = make_url(database_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return str(url.set(drivername="sqlite+aiosqlite"))
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database URL scheme {url.drivername!r}")
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+class Database:
+    """Owns the engine. ``read()`` for queries, ``write()`` for a transaction that commits durably."""
+
+    def __init__(self, database_url: str, *, pool_size: int = 10) -> None:
+        self.url = database_url
+        self.is_sqlite = make_url(database_url).get_backend_name() == "sqlite"
+        # SQLite allows one writer: serialise this process's writers here rather than have them
+        # spin on SQLITE_BUSY; other processes wait on busy_timeout.
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            path = sqlite_path(database_url)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self.engine: AsyncEngine = create_async_engine(async_url(database_url), pool_size=pool_size)
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_async_engine(
+                async_url(database_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+            )
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction; committed (and on SQLite fsynced) when the block exits without error."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(sqlite_immediate=True)
+                async with conn.begin():
+                    yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let us emit BEGIN ourselves (pysqlite's implicit transactions defer the write lock,
+        # which turns concurrent writers into SQLITE_BUSY instead of waiting).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before we answer with its id (DESIGN: nothing accepted is lost).
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

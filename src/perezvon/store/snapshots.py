@@ -1,0 +1,91 @@
+"""Read-mostly site configuration kept in memory for the hot public API path.
+
+Every admin change in this process invalidates its site at once; other processes (several API workers)
+see a change within ``ttl`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from .db import Database
+from .tables import blacklist, sites, units, widgets
+
+
+@dataclass(frozen=True)
+class SiteSnapshot:
+    site: dict[str, Any]
+    widgets: dict[str, dict[str, Any]]  # by route_key
+    units: dict[int, dict[str, Any]]
+    blacklist: frozenset[str]
+    loaded_at: float
+
+    @property
+    def id(self) -> int:
+        return self.site["id"]
+
+    @property
+    def callback_active(self) -> bool:
+        """The service answers for this site: switched on and minutes left (DESIGN §2)."""
+        return bool(self.site["callback_active"]) and self.site["minutes_balance"] > 0
+
+
+class SnapshotCache:
+    def __init__(self, db: Database, ttl: float = 2.0) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._by_key: dict[str, SiteSnapshot | None] = {}
+        self._key_by_id: dict[int, str] = {}
+
+    async def by_key(self, site_key: str) -> SiteSnapshot | None:
+        cached = self._by_key.get(site_key, False)
+        if cached is not False and (cached is None or time.monotonic() - cached.loaded_at < self.ttl):
+            if cached is None and len(self._by_key) > 10_000:
+                self._by_key.clear()  # unknown keys must not grow memory without bound
+            return cached  # type: ignore[return-value]
+        snapshot = await self._load(site_key)
+        self._by_key[site_key] = snapshot
+        if snapshot is not None:
+            self._key_by_id[snapshot.id] = site_key
+        return snapshot
+
+    async def by_id(self, site_id: int) -> SiteSnapshot | None:
+        key = self._key_by_id.get(site_id)
+        if key is None:
+            async with self.db.read() as conn:
+                key = (await conn.execute(select(sites.c.site_key).where(sites.c.id == site_id))).scalar()
+            if key is None:
+                return None
+        return await self.by_key(key)
+
+    def invalidate(self, site_id: int | None = None) -> None:
+        if site_id is None:
+            self._by_key.clear()
+            return
+        key = self._key_by_id.pop(site_id, None)
+        if key is not None:
+            self._by_key.pop(key, None)
+        # Unknown-key misses may now be a newly created site.
+        for k in [k for k, v in self._by_key.items() if v is None]:
+            del self._by_key[k]
+
+    async def _load(self, site_key: str) -> SiteSnapshot | None:
+        async with self.db.read() as conn:
+            site = (await conn.execute(select(sites).where(sites.c.site_key == site_key))).mappings().first()
+            if site is None:
+                return None
+            site_id = site["id"]
+            widget_rows = (await conn.execute(select(widgets).where(widgets.c.site_id == site_id))).mappings()
+            unit_rows = (await conn.execute(select(units).where(units.c.site_id == site_id))).mappings()
+            phones = (await conn.execute(select(blacklist.c.phone).where(blacklist.c.site_id == site_id))).scalars()
+            return SiteSnapshot(
+                site=dict(site),
+                widgets={w["route_key"]: dict(w) for w in widget_rows},
+                units={u["id"]: dict(u) for u in unit_rows},
+                blacklist=frozenset(phones),
+                loaded_at=time.monotonic(),
+            )

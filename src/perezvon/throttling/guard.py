@@ -1,0 +1,106 @@
+"""One object that answers "may this go on?" for every limit of DESIGN §3."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections.abc import Iterable
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+POINTS_TTL_S = 2 * 24 * 3600  # a day's ledger outlives the day in any time zone
+
+
+def _redis_storage_url(redis_url: str) -> str:
+    # limits names its asyncio Redis backend "async+redis://"; we take the ordinary redis:// URL.
+    for scheme in ("redis://", "rediss://"):
+        if redis_url.startswith(scheme):
+            return "async+" + redis_url
+    return redis_url
+
+
+def _per_seconds(amount: int, seconds: int) -> RateLimitItem:
+    return RateLimitItemPerSecond(amount, max(1, seconds))
+
+
+class Guard:
+    def __init__(self, *, ip_rate_limit: int = 5, redis_url: str = "", namespace: str = "perezvon") -> None:
+        self.ip_rate_limit = ip_rate_limit
+        self.storage: Storage = (
+            storage_from_string(_redis_storage_url(redis_url), key_prefix=namespace)
+            if redis_url
+            else MemoryStorage()
+        )
+        # A moving window, not a fixed one: of 11 requests inside any one second exactly 5 pass.
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self._ip_item = RateLimitItemPerSecond(ip_rate_limit, 1) if ip_rate_limit > 0 else None
+
+    async def _retry_after(self, item: RateLimitItem, *identifiers: str) -> int:
+        stats = await self.limiter.get_window_stats(item, *identifiers)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def hit_ip(self, ip: str) -> int | None:
+        """Count one public API request from ``ip``; seconds to wait when over the limit, else None."""
+        if self._ip_item is None:
+            return None
+        if await self.limiter.hit(self._ip_item, "ip", ip):
+            return None
+        return await self._retry_after(self._ip_item, "ip", ip)
+
+    async def hit_user_cooldown(self, widget_id: int, user_key: str, seconds: int) -> int | None:
+        """One accepted request per ``seconds`` per user and widget; 0 switches it off."""
+        if seconds <= 0:
+            return None
+        item = _per_seconds(1, seconds)
+        if await self.limiter.hit(item, "user", str(widget_id), user_key):
+            return None
+        return await self._retry_after(item, "user", str(widget_id), user_key)
+
+    async def hit_phone_count(self, widget_id: int, phone: str, max_requests: int, period_s: int) -> int | None:
+        """At most ``max_requests`` accepted per phone and widget per ``period_s``; 0 switches it off."""
+        if max_requests <= 0 or period_s <= 0:
+            return None
+        item = _per_seconds(max_requests, period_s)
+        if await self.limiter.hit(item, "phone", str(widget_id), phone):
+            return None
+        return await self._retry_after(item, "phone", str(widget_id), phone)
+
+    async def points_spent(self, site_id: int, day: str) -> int:
+        return await self.storage.get(f"points/{site_id}/{day}")
+
+    async def spend_points(self, site_id: int, day: str, cost: int) -> int:
+        """Add ``cost`` to the site's ledger for ``day``; returns the new total."""
+        if cost <= 0:
+            return await self.points_spent(site_id, day)
+        return await self.storage.incr(f"points/{site_id}/{day}", POINTS_TTL_S, cost)
+
+    async def reset(self) -> None:
+        await self.storage.reset()
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: Iterable[str]) -> str:
+    """The client's address: the socket peer, or X-Forwarded-For's nearest untrusted hop when the peer
+    is a configured trusted proxy (never trust the header from anyone else: it is trivially forged)."""
+    peer = peer or "unknown"
+    networks = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+    if not networks or not forwarded_for:
+        return peer
+
+    def trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in networks)
+
+    if not trusted(peer):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not trusted(hop):
+            return hop
+    return hops[0] if hops else peer
