@@ -30,6 +30,7 @@ def _per_seconds(amount: int, seconds: int) -> RateLimitItem:
 class Guard:
     def __init__(self, *, ip_rate_limit: int = 5, redis_url: str = "", namespace: str = "perezvon") -> None:
         self.ip_rate_limit = ip_rate_limit
+        self.namespace = namespace
         self.storage: Storage = (
             storage_from_string(_redis_storage_url(redis_url), key_prefix=namespace)
             if redis_url
