@@ -81,7 +81,8 @@ export function snippetStub() {
 }
 
 // Loads ctw.js into a fresh fake browser. Options:
-//   src: script src (full URL); timeout: data-timeout attribute; cookie: initial document.cookie;
+//   src: script src (full URL); timeout: data-timeout attribute; cookie: initial document.cookie
+//   (or 'throw' for a document.cookie that throws);
 //   storage: initial localStorage object, or 'throw' for a localStorage that throws;
 //   currentScript: false makes document.currentScript null (fallback to querySelectorAll);
 //   href: page URL; referrer; preload(window): called after the snippet stub is installed
@@ -99,9 +100,14 @@ export function loadCtw(opts = {}) {
     getAttribute: (n) => (n === 'data-timeout' && opts.timeout != null ? String(opts.timeout) : null),
   };
   const other = {src: 'https://cdn.example/other.js', getAttribute: () => null};
+  const noCookies = opts.cookie === 'throw';
   const document = {
-    get cookie() { return [...jar].map(([k, v]) => `${k}=${v}`).join('; '); },
+    get cookie() {
+      if (noCookies) throw new Error('SecurityError');
+      return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    },
     set cookie(v) {
+      if (noCookies) throw new Error('SecurityError');
       cookieWrites.push(v);
       const kv = v.split(';')[0];
       const i = kv.indexOf('=');
