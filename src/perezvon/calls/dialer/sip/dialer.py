@@ -95,9 +95,18 @@ def sip_dialer_from_settings(settings: Settings) -> SipDialer:
     if settings.sip_trunk:
         trunk = parse_trunk(settings.sip_trunk, username=settings.sip_user, password=settings.sip_password,
                             caller=settings.sip_caller)
-    host, port = split_hostport(settings.sip_bind or "127.0.0.1:0")
-    return SipDialer(trunk, bind_host=host, bind_port=port or 0,
+    host, port = parse_bind(settings.sip_bind)
+    return SipDialer(trunk, bind_host=host, bind_port=port,
                      recordings_dir=Path(settings.recordings_dir) if settings.recordings_dir else None)
+
+
+def parse_bind(spec: str) -> tuple[str, int]:
+    """``HOST:PORT`` to listen on (port 0: any free one); default 127.0.0.1:0."""
+    host, _, port_s = (spec or "127.0.0.1:0").strip().rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    if not port_s.isdigit() or int(port_s) > 65535:
+        raise ValueError(f"SIP bind address {spec!r}: want HOST:PORT")
+    return host, int(port_s)
 
 
 def _local_ip_for(host: str) -> str:
