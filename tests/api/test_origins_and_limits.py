@@ -85,3 +85,27 @@ async def test_of_eleven_api_requests_from_one_ip_five_pass(limited_client) -> N
             assert int(response.headers["retry-after"]) >= 1
     assert statuses[:5] == [200] * 5
     assert statuses[5:] == [429] * 6
+
+
+async def test_an_oversized_body_is_refused_without_being_kept(app_client, admin) -> None:  # type: ignore[no-untyped-def]
+    site, _ = await admin.site_with_widget()
+    huge = {"site": site["siteKey"], "routeKey": "my_form_1", "phone": "79001234567", "pad": "x" * 200_000}
+    response = await app_client.post("/api/widget/v1/requests", json=huge)
+    assert response.status_code == 400
+    assert response.json()["details"]["fields"][0]["name"] == "body"
+    assert (await admin.get("/requests"))["total"] == 0
+
+
+async def test_session_creation_has_its_own_generous_limit(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url, ip_rate_limit=5))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("198.51.100.30", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            site, _ = await Admin(client).site_with_widget()
+            statuses = [
+                (await client.post("/api/widget/v1/session", json={"site": site["siteKey"]})).status_code
+                for _ in range(61)
+            ]
+    # Far above the API's 5 per second (sessions are not API calls), but not unbounded.
+    assert statuses[:60] == [200] * 60
+    assert statuses[60] == 429

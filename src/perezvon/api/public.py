@@ -93,17 +93,26 @@ async def create_session(request: Request) -> Response:
     intake, settings = _state(request)
     headers = cors_headers(request)
     try:
+        origin = request_origin(request, settings)
+        retry = await intake.guard.hit_session(origin.ip)
+        if retry is not None:
+            raise PublicError(
+                "request_throttle_count",
+                f"Too many tracking sessions from {origin.ip}; retry in {retry} s",
+                {"retryAfterSeconds": retry},
+                retry_after=retry,
+            )
         payload = await read_json_object(request)
-        session_id = await intake.create_session(payload.get("site"), payload, request_origin(request, settings))
+        session_id = await intake.create_session(payload.get("site"), payload, origin)
         return json_response({"sessionId": session_id}, 200, headers)
     except PublicError as error:
         return error_response(error, headers)
 
 
 def _sdk_file(name: str, media_type: str):  # type: ignore[no-untyped-def]
+    content = (SDK_DIR / name).read_bytes()  # a few KB, read once per process
+
     async def serve(request: Request) -> Response:
-        # Read per request in development is cheap (2 KB) and keeps edits live; the OS caches it.
-        content = (SDK_DIR / name).read_bytes()
         return Response(
             content,
             media_type=media_type,

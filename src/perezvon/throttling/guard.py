@@ -13,6 +13,9 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 POINTS_TTL_S = 2 * 24 * 3600  # a day's ledger outlives the day in any time zone
+# Tracking sessions are not counted against the per-IP API limit (DESIGN §3), but each one is a row:
+# a generous limit of their own keeps a script from filling the database. A browser makes one.
+SESSIONS_PER_IP_PER_MINUTE = 60
 
 
 def _redis_storage_url(redis_url: str) -> str:
@@ -51,6 +54,13 @@ class Guard:
         if await self.limiter.hit(self._ip_item, "ip", ip):
             return None
         return await self._retry_after(self._ip_item, "ip", ip)
+
+    async def hit_session(self, ip: str) -> int | None:
+        """Count one tracking-session creation from ``ip``; seconds to wait when over the limit."""
+        item = RateLimitItemPerSecond(SESSIONS_PER_IP_PER_MINUTE, 60)
+        if await self.limiter.hit(item, "session", ip):
+            return None
+        return await self._retry_after(item, "session", ip)
 
     async def hit_user_cooldown(self, widget_id: int, user_key: str, seconds: int) -> int | None:
         """One accepted request per ``seconds`` per user and widget; 0 switches it off."""
