@@ -97,6 +97,8 @@ class FakeTrunk(asyncio.DatagramProtocol):
             self.reply(req, 403)
             return
         self.reply(req, 180)
+        if number.endswith("ring"):
+            return  # rings until cancelled
         if number.endswith("late"):
             # Ring past the dialer's timeout, then answer just as its CANCEL is on the way.
             await self.requests_until("CANCEL")
@@ -356,3 +358,30 @@ def test_sip_dialer_from_settings() -> None:
     assert (d.bind_host, d.bind_port, d.recordings_dir) == ("0.0.0.0", 5062, Path("/var/rec"))
     with pytest.raises(DialerError, match="no SIP trunk"):
         sip_dialer_from_settings(Settings()).leg("79001234567")
+
+
+async def test_bridge_ends_when_a_leg_goes_silent_without_bye(trunk: FakeTrunk) -> None:
+    dialer = SipDialer(parse_trunk(f"udp:{HOST}:{trunk.port}"), rtp_timeout=0.3)
+    await dialer.start()
+    try:
+        a, b = dialer.leg("79000000051"), dialer.leg("79000000052")
+        assert await a.ring(5) is RingResult.ANSWERED and await b.ring(5) is RingResult.ANSWERED
+        # Neither fake phone sends media: a dead peer must not hold the bridge (and a worker) for ever.
+        await asyncio.wait_for(dialer.bridge(a, b), 3)
+        assert a.is_ended and b.is_ended
+        byes = {r.call_id for r in trunk.received if r.method == "BYE"}
+        assert byes == {a.dialog.call_id, b.dialog.call_id}  # type: ignore[union-attr]
+    finally:
+        await dialer.close()
+
+
+async def test_cancelled_ring_cancels_the_call(dialer: SipDialer, trunk: FakeTrunk) -> None:
+    leg = dialer.leg("7900000ring")
+    task = asyncio.ensure_future(leg.ring(30))
+    await trunk.requests_until("INVITE")
+    await asyncio.sleep(0.1)  # the 180 reaches the dialer
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    cancel = await trunk.requests_until("CANCEL")
+    assert cancel.cseq == (1, "CANCEL")

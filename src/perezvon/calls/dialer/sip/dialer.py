@@ -213,6 +213,7 @@ class SipLeg(CallLeg):
         self._dest: Address = ("", 0)
         self.packets_in = 0
         self.packets_dropped = 0
+        self.last_rtp_at = 0.0
 
     # --- CallLeg ---------------------------------------------------------------------------------
 
@@ -247,6 +248,10 @@ class SipLeg(CallLeg):
             result = await asyncio.wait_for(asyncio.shield(self._final), timeout)
         except TimeoutError:
             result = await self._ring_timed_out()
+        except asyncio.CancelledError:
+            # The engine gave up on this call (shutdown): do not leave a phone ringing.
+            asyncio.ensure_future(self.hangup())
+            raise
         self.result = result
         if result is not RingResult.ANSWERED:
             self._end()
@@ -523,6 +528,7 @@ class SipLeg(CallLeg):
             self.packets_dropped += 1
             return
         self.packets_in += 1
+        self.last_rtp_at = asyncio.get_running_loop().time()
         media = self.media
         if media is None:
             return
@@ -608,8 +614,9 @@ class SipDialer(Dialer):
     """A SIP user agent placing calls through a trunk (UDP or TCP), and bridging them."""
 
     def __init__(self, trunk: Trunk | None = None, *, bind_host: str = "127.0.0.1", bind_port: int = 0,
-                 recordings_dir: Path | None = None) -> None:
+                 recordings_dir: Path | None = None, rtp_timeout: float = 60.0) -> None:
         self.trunk = trunk
+        self.rtp_timeout = rtp_timeout  # seconds without media before a bridged call is ended; 0 = never
         self.bind_host = bind_host
         self.bind_port = bind_port
         self.recordings_dir = recordings_dir
@@ -672,18 +679,42 @@ class SipDialer(Dialer):
                 recorder = Recorder(asyncio.get_running_loop().time())
                 a._recorder = recorder
             a._peer, b._peer = b, a
-            ended_a = asyncio.ensure_future(a._ended.wait())
-            ended_b = asyncio.ensure_future(b._ended.wait())
+            waits = [asyncio.ensure_future(a._ended.wait()), asyncio.ensure_future(b._ended.wait()),
+                     asyncio.ensure_future(self._media_watchdog(a, b))]
             try:
-                await asyncio.wait({ended_a, ended_b}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # Cancelled (worker shutdown): the calls must not outlive us.
+                asyncio.ensure_future(asyncio.gather(a.hangup(), b.hangup()))
+                raise
             finally:
-                ended_a.cancel()
-                ended_b.cancel()
+                for w in waits:
+                    w.cancel()
                 a._recorder = None
-        # Either side hung up (or we were cancelled): end the other one too.
+        # Either side hung up (or its media died): end the other one too.
         await asyncio.gather(a.hangup(), b.hangup())
         if recorder is not None and record_to is not None:
             await asyncio.get_running_loop().run_in_executor(None, recorder.write, record_to)
+
+    async def _media_watchdog(self, a: SipLeg, b: SipLeg) -> None:
+        """Return when a leg that should be sending has sent nothing for `rtp_timeout` seconds.
+
+        A far end that vanished without a BYE (network gone, crashed PBX) would otherwise keep the
+        bridge, the worker and the billing running for ever. A leg that put us on hold is exempt.
+        """
+        if not self.rtp_timeout:
+            await asyncio.Event().wait()
+        loop = asyncio.get_running_loop()
+        for leg in (a, b):
+            leg.last_rtp_at = max(leg.last_rtp_at, loop.time())
+        while True:
+            await asyncio.sleep(min(self.rtp_timeout / 4, 5.0))
+            now = loop.time()
+            for leg in (a, b):
+                media = leg.media
+                if media is not None and media.sends_to_us and now - leg.last_rtp_at > self.rtp_timeout:
+                    log.info("no RTP from %s for %.0f s: ending the call", leg.number, self.rtp_timeout)
+                    return
 
     # --- plumbing used by the legs -------------------------------------------------------------------
 
