@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from . import __version__
-from .api import admin, public, twin
+from .api import admin, admin_webhooks, public, twin
 from .api.http import error_response
 from .domain.errors import PublicError
 from .services.catalog import Catalog, Conflict, NotFound
@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
     app.router.routes.extend(public.routes)
     app.router.routes.extend(twin.routes)
     app.include_router(admin.router)
+    app.include_router(admin_webhooks.router)
     if settings.demo:
         from .demo.routes import routes as demo_routes
 

@@ -73,6 +73,8 @@ class Settings:
     sip_bind: str = "127.0.0.1:0"
     recordings_dir: str = ""
     run_worker: bool = True
+    worker_concurrency: int = 50
+    worker_lease_s: float = 30.0
     secret_key: str = ""
     log_level: str = "info"
     demo: bool = False
@@ -97,6 +99,10 @@ def load_settings() -> Settings:
     dialer = _env_str("PEREZVON_DIALER") or ("sip" if sip_trunk else "simulated")
     if dialer not in ("sip", "simulated"):
         raise SettingsError(f"PEREZVON_DIALER must be sip or simulated, got {dialer!r}")
+    if _env_int("PEREZVON_WORKER_CONCURRENCY", 50) < 1:
+        raise SettingsError("PEREZVON_WORKER_CONCURRENCY must be 1 or more (calls at once per worker)")
+    if _env_float("PEREZVON_WORKER_LEASE_S", 30.0) < 1:
+        raise SettingsError("PEREZVON_WORKER_LEASE_S must be at least 1 second")
     return Settings(
         database_url=database_url,
         redis_url=_env_str("PEREZVON_REDIS_URL"),
@@ -114,6 +120,8 @@ def load_settings() -> Settings:
         sip_bind=_env_str("PEREZVON_SIP_BIND", "127.0.0.1:0"),
         recordings_dir=_env_str("PEREZVON_RECORDINGS_DIR"),
         run_worker=_env_bool("PEREZVON_RUN_WORKER", True),
+        worker_concurrency=_env_int("PEREZVON_WORKER_CONCURRENCY", 50),
+        worker_lease_s=_env_float("PEREZVON_WORKER_LEASE_S", 30.0),
         secret_key=_env_str("PEREZVON_SECRET_KEY"),
         log_level=_env_str("PEREZVON_LOG_LEVEL", "info"),
         demo=_env_bool("PEREZVON_DEMO", False),

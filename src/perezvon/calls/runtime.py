@@ -1,14 +1,234 @@
-"""Running the callback worker inside the API process (``perezvon serve``). Placeholder until the engine lands."""
+"""Running the callback worker: inside the API process (``perezvon serve``) or alone (``perezvon worker``).
+
+Both build the same pieces — dialer, engine, worker loop, webhook sender, event bus — and wake the
+worker at once when a request is accepted: in-process through ``Intake.on_created``, across processes
+through PostgreSQL ``LISTEN`` (migration 0002 makes every pending request ``NOTIFY``). A timer to the
+next due request and a slow safety poll cover the rest (SQLite has no NOTIFY: a separate worker
+process on SQLite notices new requests within ``POLL_S``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from ..settings import Settings
+from ..store.db import Database
+from ..store.snapshots import SnapshotCache
+from .dialer.base import Dialer
+from .engine import CallbackEngine, Speaker, Worker, new_worker_id, silent_speaker
+from .events import EventBus
+from .queue import DUE_CHANNEL, WEBHOOK_CHANNEL, DueQueue, asyncpg_dsn
+from .webhooks import WebhookSender
 
-class _NoWorker:
+log = logging.getLogger(__name__)
+
+POLL_S = 2.0
+STOP_GRACE_S = 60.0  # serve's shutdown waits this long for calls in hand, then interrupts them
+
+
+def make_dialer(settings: Settings) -> tuple[Dialer, Speaker]:
+    """The configured dialer and how announcements are voiced on it."""
+    if settings.dialer == "sip":
+        from .dialer.sip import sip_dialer_from_settings  # imported only when used: the SIP stack is big
+
+        return sip_dialer_from_settings(settings), _rendered_speaker()
+    from .dialer.simulated import SimulatedDialer
+
+    # The simulated line hears nothing: silence of the announcement's length keeps the timing honest
+    # without running espeak-ng for every demo or test call.
+    return SimulatedDialer(ring_s=settings.sim_ring_s, talk_s=settings.sim_talk_s), silent_speaker
+
+
+def _rendered_speaker() -> Speaker:
+    async def speak(text: str, language: str) -> Any:
+        from .engine import silence_for
+
+        try:
+            from .speech import render_speech
+
+            return await render_speech(text, language)
+        except Exception:  # no espeak-ng, a failed render: the call goes on without the announcement
+            log.warning("speech rendering failed; the operator hears silence instead", exc_info=True)
+            return silence_for(text)
+
+    return speak
+
+
+@dataclass
+class Runtime:
+    """The worker and its helpers, started together and stopped together."""
+
+    db: Database
+    snapshots: SnapshotCache
+    settings: Settings
+    bus: EventBus = field(default_factory=EventBus)
+    dialer: Dialer | None = None
+    speaker: Speaker | None = None
+    worker: Worker | None = None
+    webhooks: WebhookSender | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _listener: Any = None
+    _created: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def start(self) -> Runtime:
+        if self.dialer is None:
+            self.dialer, self.speaker = make_dialer(self.settings)
+        await self.dialer.start()
+        self.webhooks = self.webhooks or WebhookSender(self.db, poll_s=POLL_S)
+        engine = CallbackEngine(
+            self.db,
+            self.snapshots,
+            self.dialer,
+            bus=self.bus,
+            speaker=self.speaker or silent_speaker,
+            recordings_dir=self.settings.recordings_dir,
+            on_webhooks=self.webhooks.wake,
+        )
+        queue = DueQueue(self.db, new_worker_id(), self.settings.worker_lease_s)
+        self.worker = Worker(engine, queue, concurrency=self.settings.worker_concurrency,
+                             lease_s=self.settings.worker_lease_s, poll_s=POLL_S)
+        self.worker.start()
+        self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
+        if not self.db.is_sqlite:
+            self._tasks.append(asyncio.create_task(self._listen(), name="callback-listen"))
+        log.info("callback worker %s started (%s line, %d calls at once)", queue.worker_id,
+                 self.settings.dialer, self.settings.worker_concurrency)
+        return self
+
+    def on_created(self, request_id: int, due_at: datetime) -> None:
+        """Intake hook: wake the worker, and queue ``request.created`` webhooks (after the commit)."""
+        if self.worker is not None:
+            self.worker.wake()
+        task = asyncio.get_running_loop().create_task(self._created_webhooks(request_id))
+        self._created.add(task)
+        task.add_done_callback(self._created.discard)
+
+    async def _created_webhooks(self, request_id: int) -> None:
+        from sqlalchemy import select
+
+        from ..api.resources import request_resource
+        from ..store.tables import callback_requests, sites, utcnow
+        from .webhooks import CREATED, enqueue
+
+        try:
+            async with self.db.write() as conn:
+                row = (await conn.execute(select(callback_requests).where(callback_requests.c.id == request_id))
+                       ).mappings().first()
+                if row is None:
+                    return
+                site = (await conn.execute(select(sites).where(sites.c.id == row["site_id"]))).mappings().first()
+                if site is None or not site["webhook_urls"]:
+                    return
+                queued = await enqueue(conn, site, CREATED, request_resource(row, []), utcnow())
+            if queued and self.webhooks is not None:
+                self.webhooks.wake()
+        except Exception:
+            log.exception("could not queue request.created webhooks for request %s", request_id)
+
+    async def _listen(self) -> None:
+        """LISTEN for new due requests and webhook deliveries written by other processes; reconnect on loss."""
+        import asyncpg
+
+        delay = 1.0
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(DUE_CHANNEL, lambda *_: self.worker and self.worker.wake())
+                await conn.add_listener(WEBHOOK_CHANNEL, lambda *_: self.webhooks and self.webhooks.wake())
+                self._listener = conn
+                delay = 1.0
+                if self.worker is not None:
+                    self.worker.wake()  # anything announced while we were not listening
+                await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("LISTEN connection failed (%s); the safety poll covers it, retrying in %.0f s",
+                            exc, delay)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 2)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def stop(self, grace: float | None = STOP_GRACE_S) -> None:
+        if self.worker is not None:
+            await self.worker.stop(grace)
+        if self.webhooks is not None:
+            await self.webhooks.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._created:
+            await asyncio.wait(list(self._created), timeout=5)
+        if self.webhooks is not None:
+            await self.webhooks.close()
+        if self.dialer is not None:
+            await self.dialer.close()
+
+
+class _InProcess:
+    def __init__(self, runtime: Runtime, intake: Any) -> None:
+        self.runtime = runtime
+        self.intake = intake
+
     async def stop(self) -> None:
-        return None
+        with contextlib.suppress(ValueError):
+            self.intake.on_created.remove(self.runtime.on_created)
+        await self.runtime.stop()
 
 
-async def start_in_process(state: Any) -> _NoWorker:
-    return _NoWorker()
+async def start_in_process(state: Any) -> _InProcess:
+    """``perezvon serve``: the worker in the API process; ``state.events`` is the live event bus."""
+    runtime = Runtime(state.db, state.snapshots, state.settings)
+    state.events = runtime.bus
+    await runtime.start()
+    state.worker = runtime
+    state.intake.on_created.append(runtime.on_created)
+    return _InProcess(runtime, state.intake)
+
+
+async def run_standalone(settings: Settings) -> None:
+    """``perezvon worker``: run until SIGTERM/SIGINT, then finish the calls in hand and exit.
+
+    A second signal stops waiting: the calls in hand are hung up, recorded as ``interrupted`` and
+    re-queued, so nothing is lost either way.
+    """
+    db = Database(settings.database_url)
+    runtime = Runtime(db, SnapshotCache(db), settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.info("stopping: finishing the calls in hand (signal again to hang them up)")
+            stop.set()
+        elif runtime.worker is not None:
+            runtime.worker.interrupt_all()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await runtime.start()
+        await stop.wait()
+        await runtime.stop(grace=None)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await db.dispose()
+    log.info("worker stopped")

@@ -1,0 +1,169 @@
+"""The engine on the simulated line, against SQLite and PostgreSQL: outcomes, billing, redials, units, schedule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from perezvon.store.tables import call_attempts, callback_requests, sites
+
+ALWAYS = {"utcTimezone": "UTC+00:00", "hours": [{"dayOfWeek": d, "hour": h} for d in range(1, 8) for h in range(24)]}
+
+
+async def provision(eng, **callback):
+    site, widget = await eng.admin.site_with_widget(
+        operatorPhones=["79990000010", "79990000011"],
+        schedule=ALWAYS,
+        callback={"redialAttempts": 2, "redialIntervalSeconds": 10, "announcement": True, **callback},
+    )
+    return site, widget
+
+
+async def test_it_calls_back_connects_bills_and_lowers_the_balance(engine_factory) -> None:
+    async with engine_factory(talk_s=1.2) as eng:
+        site, _ = await provision(eng)
+        with eng.bus.subscribe() as events:
+            rid = await eng.create("my_form_1", "79001234567", site["siteKey"],
+                                   fields=[{"name": "Name", "value": "Ivan"}])
+            assert (await eng.wait_final(events, {rid})) == {rid: "completed"}
+        got = await eng.request(rid)
+        assert got["status"] == "completed" and got["attemptsMade"] == 1
+        [attempt] = got["attempts"]
+        assert attempt["outcome"] == "connected"
+        assert attempt["operatorPhone"] == "79990000010"
+        assert attempt["billedSeconds"] == 2  # 1.2 s bridged, rounded up to whole seconds
+        assert attempt["startedAt"] <= attempt["operatorAnsweredAt"] <= attempt["clientAnsweredAt"] <= attempt["endedAt"]
+        assert got["finishedAt"] is not None and got["nextAttemptAt"] is None
+        after = await eng.admin.get(f"/sites/{site['id']}")
+        assert after["minutesBalance"] == site["minutesBalance"] - 1
+
+
+async def test_it_passes_dialing_before_completed_and_publishes_each_change(engine_factory) -> None:
+    async with engine_factory(talk_s=0.2) as eng:
+        site, _ = await provision(eng)
+        with eng.bus.subscribe() as events:
+            rid = await eng.create("my_form_1", "79001234567", site["siteKey"])
+            seen = []
+            while not seen or seen[-1] not in ("completed", "failed"):
+                event = await events.next(10)
+                if event["requestId"] == rid:
+                    seen.append(event["status"])
+        assert seen[0] == "dialing" and seen[-1] == "completed"
+        assert set(seen) == {"dialing", "completed"}
+
+
+async def test_a_number_that_never_answers_fails_after_the_redials(engine_factory, monkeypatch) -> None:
+    async with engine_factory(talk_s=0.1) as eng:
+        site, widget = await provision(eng, ringTimeoutSeconds=5)
+        # Redials are 10 s apart at the least (API validation); make them immediate in the database
+        # so the test does not wait: the engine reads intervals from the widget row on every decision.
+        async with eng.db.write() as conn:
+            from perezvon.store.tables import widgets
+
+            row = (await conn.execute(select(widgets.c.callback).where(widgets.c.id == widget["id"]))).scalar()
+            await conn.execute(update(widgets).where(widgets.c.id == widget["id"])
+                               .values(callback={**row, "redialIntervalSeconds": 0, "ringTimeoutSeconds": 0.05}))
+        eng.runtime.snapshots.invalidate(site["id"])
+        with eng.bus.subscribe() as events:
+            rid = await eng.create("my_form_1", "79001234501", site["siteKey"])
+            assert (await eng.wait_final(events, {rid})) == {rid: "failed"}
+        got = await eng.request(rid)
+        assert [a["outcome"] for a in got["attempts"]] == ["client_no_answer"] * 3  # 1 + 2 redials
+        assert [a["billedSeconds"] for a in got["attempts"]] == [0, 0, 0]
+        for earlier, later in zip(got["attempts"], got["attempts"][1:], strict=False):
+            assert earlier["endedAt"] <= later["startedAt"]
+        assert (await eng.admin.get(f"/sites/{site['id']}"))["minutesBalance"] == site["minutesBalance"]
+
+
+async def test_busy_numbers_give_busy_outcomes(engine_factory) -> None:
+    async with engine_factory() as eng:
+        site, widget = await eng.admin.site_with_widget(
+            operatorPhones=["79990000002"], schedule=ALWAYS, callback={"redialAttempts": 0})
+        await eng.admin.post(f"/sites/{site['id']}/widgets", {
+            "routeKey": "second", "operatorPhones": ["79990000010"], "schedule": ALWAYS,
+            "callback": {"redialAttempts": 0}})
+        with eng.bus.subscribe() as events:
+            op_busy = await eng.create("my_form_1", "79001234567", site["siteKey"])
+            client_busy = await eng.create("second", "79001234502", site["siteKey"])
+            assert (await eng.wait_final(events, {op_busy, client_busy})) == {
+                op_busy: "failed", client_busy: "failed"}
+        assert [a["outcome"] for a in (await eng.request(op_busy))["attempts"]] == ["operator_busy"]
+        assert [a["outcome"] for a in (await eng.request(client_busy))["attempts"]] == ["client_busy"]
+
+
+async def test_a_request_for_a_unit_rings_the_units_phone(engine_factory) -> None:
+    async with engine_factory() as eng:
+        site, _ = await provision(eng)
+        unit = await eng.admin.post(f"/sites/{site['id']}/units", {"name": "Sales", "phone": "79990000020"})
+        with eng.bus.subscribe() as events:
+            rid = await eng.create("my_form_1", "79001234567", site["siteKey"], unitId=unit["id"])
+            await eng.wait_final(events, {rid})
+        [attempt] = (await eng.request(rid))["attempts"]
+        assert attempt["operatorPhone"] == "79990000020" and attempt["outcome"] == "connected"
+
+
+async def test_the_next_operator_phone_is_tried_when_the_first_does_not_answer(engine_factory) -> None:
+    async with engine_factory() as eng:
+        site, _ = await eng.admin.site_with_widget(
+            operatorPhones=["79990000001", "79990000010"], schedule=ALWAYS,
+            callback={"redialAttempts": 0, "ringTimeoutSeconds": 5})
+        with eng.bus.subscribe() as events:
+            rid = await eng.create("my_form_1", "79001234567", site["siteKey"])
+            await eng.wait_final(events, {rid}, timeout=15)
+        [attempt] = (await eng.request(rid))["attempts"]
+        assert attempt["operatorPhone"] == "79990000010" and attempt["outcome"] == "connected"
+
+
+async def test_a_scheduled_request_is_not_called_early(engine_factory) -> None:
+    async with engine_factory() as eng:
+        site, _ = await provision(eng)
+        # scheduleTime has whole seconds in the call center's zone (UTC here): 2 s ahead at least.
+        wanted = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0) + timedelta(seconds=1)
+        with eng.bus.subscribe() as events:
+            rid = await eng.create("my_form_1", "79001234567", site["siteKey"],
+                                   scheduleTime=wanted.strftime("%Y-%m-%d %H:%M:%S"))
+            first = await events.next(10)
+            assert first["requestId"] == rid and first["status"] == "dialing"
+            assert datetime.now(UTC) >= wanted  # woken by the timer, not before
+            await eng.wait_final(events, {rid})
+        got = await eng.request(rid)
+        started = datetime.fromisoformat(got["attempts"][0]["startedAt"].replace("Z", "+00:00"))
+        assert wanted <= started < wanted + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("policy", ["finish", "defer"])
+async def test_a_site_at_zero_follows_its_policy(engine_factory, policy: str) -> None:
+    async with engine_factory(talk_s=0.2) as eng:
+        site, _ = await provision(eng)
+        await eng.admin.patch(f"/sites/{site['id']}", {"minutesBalance": 1, "nonWorkingPolicy": policy})
+        with eng.bus.subscribe() as events:
+            first = await eng.create("my_form_1", "79001234567", site["siteKey"])
+            assert (await eng.wait_final(events, {first})) == {first: "completed"}
+            assert (await eng.admin.get(f"/sites/{site['id']}"))["minutesBalance"] == 0
+            # Accepted before the balance ran out, but dialled after: put one in directly, as if
+            # it had been accepted a moment before the last minute was spent.
+            now = datetime.now(UTC)
+            async with eng.db.write() as conn:
+                row = (await conn.execute(select(callback_requests).where(callback_requests.c.id == first))
+                       ).mappings().one()
+                values = {k: v for k, v in row.items() if k != "id"}
+                values.update(status="pending", attempts_made=0, next_attempt_at=now, due_at=now,
+                              finished_at=None, claimed_by=None, claimed_until=None)
+                late = (await conn.execute(callback_requests.insert().values(**values))).inserted_primary_key[0]
+            eng.runtime.worker.wake()
+            if policy == "finish":
+                assert (await eng.wait_final(events, {late})) == {late: "completed"}
+                assert (await eng.admin.get(f"/sites/{site['id']}"))["minutesBalance"] == 0  # floors at 0
+            else:
+                assert await eng.runtime.worker.dispatch_once() == 0
+                assert (await eng.request(late))["status"] == "pending"
+                await eng.admin.patch(f"/sites/{site['id']}", {"minutesBalance": 5})
+                eng.runtime.worker.wake()
+                assert (await eng.wait_final(events, {late})) == {late: "completed"}
+        async with eng.db.read() as conn:
+            balance = (await conn.execute(select(sites.c.minutes_balance).where(sites.c.id == site["id"]))).scalar()
+            attempts = (await conn.execute(select(call_attempts.c.request_id))).scalars().all()
+        assert balance == (0 if policy == "finish" else 4)
+        assert sorted(attempts) == sorted([first, late])
