@@ -1,0 +1,168 @@
+"""HTML form input → the admin API's validated bodies (the same pydantic models, so the same rules).
+
+Form inputs are named after the API's camelCase paths (``throttle.userTimeoutSeconds``), so a pydantic
+error's location names the input it belongs to, and the page can show the message next to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..api.admin_schemas import CallbackSettings, Throttle
+from ..domain.phone import normalize_admin_phone
+from ..domain.schedule import format_utc_offset
+
+Errors = dict[str, list[str]]
+
+# Every offset in use somewhere in the world, in 15-minute steps where they exist.
+UTC_OFFSETS = sorted(
+    {format_utc_offset(timedelta(minutes=m)) for m in range(-12 * 60, 14 * 60 + 1, 60)}
+    | {
+        "UTC-09:30",
+        "UTC-03:30",
+        "UTC+03:30",
+        "UTC+04:30",
+        "UTC+05:30",
+        "UTC+05:45",
+        "UTC+06:30",
+        "UTC+08:45",
+        "UTC+09:30",
+        "UTC+10:30",
+        "UTC+12:45",
+        "UTC+13:45",
+    },
+    key=lambda s: (1 if s[3] == "+" else -1) * (int(s[4:6]) * 60 + int(s[7:9])),
+)
+
+
+def lines(text: object) -> list[str]:
+    """The non-empty lines of a textarea, stripped."""
+    if not isinstance(text, str):
+        return []
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _text(form: Mapping[str, Any], name: str) -> str:
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def checked(form: Mapping[str, Any], name: str) -> bool:
+    # An unchecked checkbox is simply absent from the submission.
+    return name in form
+
+
+def schedule_cells(values: list[Any]) -> list[dict[str, int]]:
+    cells = []
+    for value in values:
+        if not isinstance(value, str) or "-" not in value:
+            continue  # only a tampered form sends these; the grid itself cannot
+        day, _, hour = value.partition("-")
+        if day.isdigit() and hour.isdigit():
+            cells.append({"dayOfWeek": int(day), "hour": int(hour)})
+    return cells
+
+
+def widget_payload(form: Any) -> dict[str, Any]:
+    """The submitted widget form in the admin API's JSON shape (also what the template re-displays)."""
+    return {
+        "routeKey": form.get("routeKey", "") if isinstance(form.get("routeKey", ""), str) else "",
+        "name": _text(form, "name"),
+        "enabled": checked(form, "enabled"),
+        "operatorPhones": lines(form.get("operatorPhones")),
+        "schedule": {"utcTimezone": _text(form, "schedule.utcTimezone"), "hours": schedule_cells(form.getlist("cell"))},
+        "collectNonWorkingRequests": checked(form, "collectNonWorkingRequests"),
+        "throttle": {
+            "userTimeoutSeconds": _text(form, "throttle.userTimeoutSeconds"),
+            "maxRequestsPerPhone": _text(form, "throttle.maxRequestsPerPhone"),
+            "periodSeconds": _text(form, "throttle.periodSeconds"),
+        },
+        "callback": {
+            "announcement": checked(form, "callback.announcement"),
+            "operatorConfirm": checked(form, "callback.operatorConfirm"),
+            "ringTimeoutSeconds": _text(form, "callback.ringTimeoutSeconds"),
+            "redialAttempts": _text(form, "callback.redialAttempts"),
+            "redialIntervalSeconds": _text(form, "callback.redialIntervalSeconds"),
+            "language": _text(form, "callback.language") or "ru",
+        },
+    }
+
+
+def widget_defaults(utc_timezone: str) -> dict[str, Any]:
+    """A new widget's form: the API defaults, working Monday to Friday 9:00–18:00."""
+    return {
+        "routeKey": "",
+        "name": "",
+        "enabled": True,
+        "operatorPhones": [],
+        "schedule": {
+            "utcTimezone": utc_timezone,
+            "hours": [{"dayOfWeek": d, "hour": h} for d in range(1, 6) for h in range(9, 18)],
+        },
+        "collectNonWorkingRequests": True,
+        "throttle": Throttle().model_dump(by_alias=True),
+        "callback": CallbackSettings().model_dump(by_alias=True),
+    }
+
+
+def with_callback_defaults(resource: dict[str, Any]) -> dict[str, Any]:
+    """A stored widget's resource with any callback setting it predates filled with the default."""
+    resource = dict(resource)
+    resource["callback"] = {**CallbackSettings().model_dump(by_alias=True), **resource.get("callback", {})}
+    return resource
+
+
+def validate(model: type[BaseModel], payload: dict[str, Any]) -> tuple[BaseModel | None, Errors]:
+    try:
+        return model.model_validate(payload), {}
+    except ValidationError as exc:
+        return None, errors_of(exc)
+
+
+def errors_of(exc: ValidationError) -> Errors:
+    errors: Errors = {}
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ()) if not isinstance(p, int)]
+        name = ".".join(loc) or "form"
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        errors.setdefault(name, []).append(message)
+    return errors
+
+
+def site_payload(form: Any) -> dict[str, Any]:
+    return {
+        "name": _text(form, "name"),
+        "allowedOrigins": lines(form.get("allowedOrigins")),
+        "timezone": _text(form, "timezone"),
+        "minutesBalance": _text(form, "minutesBalance"),
+        "callbackActive": checked(form, "callbackActive"),
+        "apiPointsPerDay": _text(form, "apiPointsPerDay"),
+    }
+
+
+@dataclass
+class BulkResult:
+    """A pasted list of numbers: the good ones normalised, the bad lines reported by number."""
+
+    phones: list[str] = field(default_factory=list)
+    invalid: list[tuple[int, str, str]] = field(default_factory=list)  # (line number, text, why)
+
+
+def parse_phone_lines(text: object) -> BulkResult:
+    result = BulkResult()
+    if not isinstance(text, str):
+        return result
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            result.phones.append(normalize_admin_phone(line))
+        except ValueError as exc:
+            result.invalid.append((number, line, str(exc)))
+    return result

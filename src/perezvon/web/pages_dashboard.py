@@ -1,0 +1,93 @@
+"""The dashboard: the last 30 days in four server-drawn charts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..services.intake import site_day
+from ..store.tables import utcnow
+from . import i18n
+from .base import duration, page, render
+from .charts import bar_chart
+from .stats import daily
+
+DAYS = 30
+
+
+@page
+async def dashboard(request: Request) -> Response:
+    who = request.state.user.principal
+    sites = await request.app.state.catalog.list_sites(who)
+    chosen_id = request.query_params.get("site", "")
+    chosen = next((s for s in sites if str(s["id"]) == chosen_id), None)
+    selected = [chosen] if chosen else sites
+    zone = selected[0]["timezone"] if selected else "UTC"
+    today = datetime.now(ZoneInfo(zone)).date()
+    summary = await daily(request.app.state.db, [s["id"] for s in selected], zone, today, DAYS)
+    t = i18n.translator(request.state.lang)
+    labels = [d.day.strftime("%d.%m") for d in summary.days]
+    charts = [
+        (
+            t("chart_requests"),
+            bar_chart(
+                [d.requests for d in summary.days],
+                labels,
+                title=t("chart_requests"),
+                fmt=lambda v: f"{v:.0f}",
+                css_class="c-requests",
+            ),
+        ),
+        (
+            t("chart_answered"),
+            bar_chart(
+                [None if d.answered_share is None else d.answered_share * 100 for d in summary.days],
+                labels,
+                title=t("chart_answered"),
+                fmt=lambda v: f"{v:.0f}%",
+                maximum=100,
+                css_class="c-answered",
+            ),
+        ),
+        (
+            t("chart_wait"),
+            bar_chart(
+                [d.median_wait for d in summary.days], labels, title=t("chart_wait"), fmt=duration, css_class="c-wait"
+            ),
+        ),
+        (
+            t("chart_minutes"),
+            bar_chart(
+                [d.minutes for d in summary.days],
+                labels,
+                title=t("chart_minutes"),
+                fmt=lambda v: f"{v:.1f}".rstrip("0").rstrip("."),
+                css_class="c-minutes",
+            ),
+        ),
+    ]
+    guard = request.app.state.guard
+    balance = sum(s["minutes_balance"] for s in selected)
+    points = sum([await guard.points_spent(s["id"], site_day(s, utcnow())) for s in selected])
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "nav": "dashboard",
+            "sites": sites,
+            "chosen": chosen,
+            "summary": summary,
+            "charts": charts,
+            "balance": balance,
+            "points": points,
+            "zone": zone,
+            "days": DAYS,
+        },
+    )
+
+
+routes = [Route("/dashboard", dashboard, methods=["GET"])]

@@ -1,0 +1,325 @@
+"""The call journal: filtered list with live statuses, one request's page, CSV export, recordings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..api.resources import UTM_KEYS, attempt_resource
+from ..services.accounts import Principal
+from ..services.catalog import Catalog, NotFound
+from ..services.journal import STATUSES, Journal, JournalFilter
+from ..store.tables import call_attempts
+from . import csvexport
+from .base import page, render, url
+
+PAGE_SIZE = 50
+CSV_LIMIT = 100_000
+KEEPALIVE_S = 15.0
+FILTER_KEYS = ("site", "status", "widget", "unit", "tag", "phone", "q", "from", "to")
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+class Scope:
+    """The account's sites, widgets and units (for filter menus and names), and the parsed filter."""
+
+    def __init__(self, sites: list[dict], widgets: list[dict], units: list[dict], params: dict[str, str]) -> None:
+        self.sites = {s["id"]: s for s in sites}
+        self.widgets = {w["id"]: w for w in widgets}
+        self.units = {u["id"]: u for u in units}
+        self.params = params
+        site_id = _int(params.get("site"))
+        chosen = self.sites.get(site_id) if site_id else None
+        first = chosen or (sites[0] if sites else None)
+        # Dates are calendar days where the call center is: the chosen site's zone (or the first site's).
+        self.zone = first["timezone"] if first else "UTC"
+        tz = ZoneInfo(self.zone)
+        day_from, day_to = _day(params.get("from")), _day(params.get("to"))
+        self.filter = JournalFilter(
+            site_id=site_id,
+            status=params.get("status") if params.get("status") in STATUSES else None,
+            widget_id=_int(params.get("widget")),
+            unit_id=_int(params.get("unit")),
+            tag=params.get("tag") or None,
+            phone=params.get("phone") or None,
+            search=params.get("q") or None,
+            created_from=datetime(day_from.year, day_from.month, day_from.day, tzinfo=tz) if day_from else None,
+            created_to=(datetime(day_to.year, day_to.month, day_to.day, tzinfo=tz) + timedelta(days=1))
+            if day_to
+            else None,
+        )
+
+    def site_zone(self, site_id: int) -> str:
+        site = self.sites.get(site_id)
+        return site["timezone"] if site else "UTC"
+
+    def unit_name(self, unit_id: int | None) -> str:
+        unit = self.units.get(unit_id) if unit_id else None
+        return unit["name"] if unit else ""
+
+
+async def load_scope(request: Request) -> Scope:
+    cat: Catalog = request.app.state.catalog
+    who: Principal = request.state.user.principal
+    sites = await cat.list_sites(who)
+    widgets, units = [], []
+    for site in sites:
+        widgets += await cat.list_widgets(who, site["id"])
+        units += await cat.list_units(who, site["id"])
+    params = {k: request.query_params.get(k, "").strip() for k in FILTER_KEYS}
+    return Scope(sites, widgets, units, params)
+
+
+def _row_view(scope: Scope, row: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    site = scope.sites.get(row["site_id"])
+    return {
+        "id": row["id"],
+        "created": row["created_at"],
+        "zone": scope.site_zone(row["site_id"]),
+        "site": site["name"] if site else "",
+        "routeKey": row["route_key"],
+        "phone": row["phone"],
+        "fields": list(row["fields"]),
+        "tags": list(row["tags"]),
+        "unit": scope.unit_name(row["unit_id"]),
+        "status": row["status"],
+        "attempts": len(attempts),
+        "lastOutcome": attempts[-1]["outcome"] if attempts else None,
+        "due": row["due_at"],
+    }
+
+
+async def _journal_context(request: Request) -> dict[str, Any]:
+    scope = await load_scope(request)
+    page_no = max(1, _int(request.query_params.get("page")) or 1)
+    journal: Journal = request.app.state.journal
+    rows, attempts, total = await journal.list(
+        request.state.user.principal, scope.filter, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE
+    )
+    filters = {k: v for k, v in scope.params.items() if v}
+    pages = max(1, -(-total // PAGE_SIZE))
+    return {
+        "nav": "journal",
+        "scope": scope,
+        "filters": filters,
+        "rows": [_row_view(scope, r, attempts.get(r["id"], [])) for r in rows],
+        "total": total,
+        "page_no": page_no,
+        "pages": pages,
+        "prev_url": url("/journal", **filters, page=page_no - 1) if page_no > 1 else None,
+        "next_url": url("/journal", **filters, page=page_no + 1) if page_no < pages else None,
+        "csv_url": url("/journal.csv", **filters),
+        "rows_url": url("/journal/rows", **filters, page=page_no),
+        "events_url": url("/journal/events") if getattr(request.app.state, "events", None) is not None else "",
+        "statuses": STATUSES,
+    }
+
+
+@page
+async def journal_page(request: Request) -> Response:
+    return render(request, "journal.html", await _journal_context(request))
+
+
+@page
+async def journal_rows(request: Request) -> Response:
+    """The table body alone, for the page to refresh itself when statuses change (live or polled)."""
+    return render(request, "_journal_rows.html", await _journal_context(request))
+
+
+@page
+async def journal_events(request: Request) -> Response:
+    """Server-sent events: one message per status change of one of this account's requests."""
+    bus = getattr(request.app.state, "events", None)
+    if bus is None:
+        return Response(status_code=204)  # EventSource stops on 204; the page falls back to polling
+    who: Principal = request.state.user.principal
+    owned = {s["id"] for s in await request.app.state.catalog.list_sites(who)}
+    journal: Journal = request.app.state.journal
+
+    async def visible(event: dict[str, Any]) -> bool:
+        if event.get("siteId") is not None:
+            return event["siteId"] in owned
+        request_id = event.get("requestId")
+        if not isinstance(request_id, int):
+            return False
+        try:
+            await journal.get(who, request_id)  # an event without its site: ask the tenancy-checked journal
+            return True
+        except NotFound:
+            return False
+
+    async def stream() -> AsyncIterator[str]:
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=1000)
+
+        async def pump() -> None:
+            # A separate task owns the subscription, so a keep-alive timeout never cancels the bus's iterator.
+            subscription = bus.subscribe()
+            try:
+                async for event in subscription:
+                    with contextlib.suppress(asyncio.QueueFull):
+                        queue.put_nowait(dict(event))
+            finally:
+                close = getattr(subscription, "close", None)
+                if close is not None:
+                    close()  # unregister from the bus, or it keeps queueing for a reader that left
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+
+        task = asyncio.create_task(pump())
+        try:
+            yield "retry: 3000\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if event is None:
+                    return
+                if await visible(event):
+                    data = {"requestId": event.get("requestId"), "status": event.get("status")}
+                    yield f"data: {json.dumps(data)}\n\n"
+        finally:
+            task.cancel()
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@page
+async def journal_csv(request: Request) -> Response:
+    scope = await load_scope(request)
+    journal: Journal = request.app.state.journal
+    who: Principal = request.state.user.principal
+
+    async def rows() -> AsyncIterator[str]:
+        lines: list[list[str]] = []
+        offset = 0
+        while offset < CSV_LIMIT:
+            batch, attempts, _ = await journal.list(who, scope.filter, limit=500, offset=offset)
+            for row in batch:
+                site = scope.sites.get(row["site_id"])
+                lines.append(
+                    csvexport.request_row(
+                        row, attempts.get(row["id"], []), site["name"] if site else "", scope.unit_name(row["unit_id"])
+                    )
+                )
+            offset += len(batch)
+            if len(batch) < 500:
+                break
+        for chunk in csvexport.encode(lines):
+            yield chunk
+
+    stamp = datetime.now(ZoneInfo(scope.zone)).strftime("%Y%m%d-%H%M")
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="perezvon-journal-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@page
+async def request_page(request: Request) -> Response:
+    who: Principal = request.state.user.principal
+    journal: Journal = request.app.state.journal
+    cat: Catalog = request.app.state.catalog
+    row, attempts = await journal.get(who, request.path_params["request_id"])
+    site = await cat.get_site(who, row["site_id"])
+    unit = widget = None
+    if row["unit_id"] is not None:
+        with contextlib.suppress(NotFound):
+            unit = await cat.get_unit(who, row["unit_id"])
+    if row["widget_id"] is not None:
+        with contextlib.suppress(NotFound):
+            widget = await cat.get_widget(who, row["widget_id"])
+    session = await journal.session(row["session_id"])
+    if session is not None and session["site_id"] != row["site_id"]:
+        session = None  # never show another site's visitor data, whatever the ids say
+    timeline = []
+    for attempt in attempts:
+        resource = attempt_resource(attempt)
+        resource["row"] = attempt
+        if resource["recordingUrl"]:
+            resource["recordingUrl"] = url(f"/attempts/{attempt['id']}/recording")
+        timeline.append(resource)
+    utm = [(key, (row["utm"] or {}).get(key)) for key in UTM_KEYS if (row["utm"] or {}).get(key)]
+    return render(
+        request,
+        "request.html",
+        {
+            "nav": "journal",
+            "r": row,
+            "site": site,
+            "unit": unit,
+            "widget": widget,
+            "session": session,
+            "attempts": timeline,
+            "utm": utm,
+            "zone": site["timezone"],
+        },
+    )
+
+
+async def recording_response(request: Request, who: Principal, attempt_id: int) -> Response:
+    """An attempt's recording, to whoever may read its request (others get 404, like any foreign object)."""
+    async with request.app.state.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(call_attempts.c.request_id, call_attempts.c.recording_path).where(
+                    call_attempts.c.id == attempt_id
+                )
+            )
+        ).first()
+    if row is None or not row.recording_path:
+        raise NotFound(f"attempt {attempt_id}")
+    await request.app.state.journal.get(who, row.request_id)
+    path = Path(row.recording_path)
+    base = request.app.state.settings.recordings_dir
+    if not path.is_absolute() and base:
+        path = Path(base) / path
+    if not path.is_file():
+        raise NotFound(f"recording of attempt {attempt_id}")
+    media = "audio/wav" if path.suffix.lower() == ".wav" else "audio/mpeg" if path.suffix.lower() == ".mp3" else None
+    return FileResponse(path, media_type=media or "application/octet-stream", headers={"Cache-Control": "private"})
+
+
+@page
+async def recording(request: Request) -> Response:
+    return await recording_response(request, request.state.user.principal, request.path_params["attempt_id"])
+
+
+routes = [
+    Route("/journal", journal_page, methods=["GET"]),
+    Route("/journal/rows", journal_rows, methods=["GET"]),
+    Route("/journal/events", journal_events, methods=["GET"]),
+    Route("/journal.csv", journal_csv, methods=["GET"]),
+    Route("/requests/{request_id:int}", request_page, methods=["GET"]),
+    Route("/attempts/{attempt_id:int}/recording", recording, methods=["GET"]),
+]

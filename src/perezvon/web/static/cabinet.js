@@ -1,0 +1,124 @@
+/* perezvon cabinet: small progressive enhancements. Every page works without this file. */
+(function () {
+  'use strict';
+
+  /* -- schedule grid: click or drag to paint working hours ------------------------------------- */
+  function scheduleGrid(grid) {
+    var boxes = Array.prototype.slice.call(grid.querySelectorAll('input[type=checkbox]'));
+    var painting = false, target = true;
+    grid.classList.add('paint');
+    function set(box, value) { box.checked = value; }
+    grid.addEventListener('mousedown', function (e) {
+      var cell = e.target.closest('.cell');
+      if (!cell || e.button !== 0) return;
+      e.preventDefault();
+      var box = cell.querySelector('input');
+      painting = true; target = !box.checked; set(box, target);
+    });
+    grid.addEventListener('mouseover', function (e) {
+      if (!painting) return;
+      var cell = e.target.closest('.cell');
+      if (cell) set(cell.querySelector('input'), target);
+    });
+    document.addEventListener('mouseup', function () { painting = false; });
+    // Mouse clicks were handled on mousedown; keyboard (Space) clicks have detail 0 and stay native.
+    grid.addEventListener('click', function (e) {
+      if (e.detail !== 0 && e.target.closest('.cell')) e.preventDefault();
+    });
+    var tools = document.querySelector('.schedule-tools');
+    if (tools) {
+      tools.hidden = false;
+      tools.addEventListener('click', function (e) {
+        var kind = e.target.getAttribute('data-fill');
+        if (!kind) return;
+        boxes.forEach(function (box) {
+          var parts = box.value.split('-'), day = +parts[0], hour = +parts[1];
+          set(box, kind === 'all' || (kind === 'workdays' && day <= 5 && hour >= 9 && hour < 18));
+        });
+      });
+    }
+  }
+
+  /* -- journal: statuses and new requests appear without a reload ------------------------------ */
+  function liveJournal(body) {
+    var rowsUrl = body.getAttribute('data-rows-url');
+    var eventsUrl = body.getAttribute('data-events-url');
+    var indicator = document.getElementById('live-indicator');
+    var busy = false, again = false, timer = null;
+
+    function statuses() {
+      var map = {};
+      body.querySelectorAll('tr[data-request-id]').forEach(function (tr) {
+        var badge = tr.querySelector('[data-status]');
+        map[tr.getAttribute('data-request-id')] = badge ? badge.getAttribute('data-status') : '';
+      });
+      return map;
+    }
+    function refresh() {
+      if (busy) { again = true; return; }
+      busy = true;
+      fetch(rowsUrl, { credentials: 'same-origin', cache: 'no-store' }).then(function (response) {
+        // A redirect means the session ended: leave the page as it is rather than paint a login form in it.
+        if (!response.ok || response.redirected) return null;
+        return response.text();
+      }).then(function (html) {
+        if (html === null || html === undefined) return;
+        var before = statuses();
+        body.innerHTML = html; // server-rendered and escaped; the CSP forbids inline script regardless
+        body.querySelectorAll('tr[data-request-id]').forEach(function (tr) {
+          var id = tr.getAttribute('data-request-id'), badge = tr.querySelector('[data-status]');
+          if (!(id in before) || (badge && before[id] !== badge.getAttribute('data-status'))) tr.classList.add('changed');
+        });
+      }).catch(function () { /* offline for a moment: the next tick tries again */ }).then(function () {
+        busy = false;
+        if (again) { again = false; refresh(); }
+      });
+    }
+    function poll() {
+      if (indicator) indicator.setAttribute('data-mode', 'poll');
+      if (timer) return;
+      timer = setInterval(function () { if (!document.hidden) refresh(); }, 3000);
+    }
+    if (eventsUrl && window.EventSource) {
+      var source = new EventSource(eventsUrl);
+      var debounce = null;
+      source.onmessage = function () {
+        clearTimeout(debounce);
+        debounce = setTimeout(refresh, 150);
+      };
+      source.onerror = function () {
+        // The bus went away (or the server answered 204): poll instead.
+        if (source.readyState === EventSource.CLOSED) poll();
+      };
+      // Also catch changes the bus cannot report (another process's worker): a slow safety poll.
+      setInterval(function () { if (!document.hidden) refresh(); }, 30000);
+    } else {
+      poll();
+    }
+  }
+
+  /* -- small helpers ------------------------------------------------------------------------------ */
+  document.addEventListener('click', function (e) {
+    var button = e.target.closest('[data-copy]');
+    if (!button) return;
+    var source = document.querySelector(button.getAttribute('data-copy'));
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      var label = button.textContent;
+      button.textContent = button.getAttribute('data-copied') || label;
+      setTimeout(function () { button.textContent = label; }, 1500);
+    });
+  });
+  document.addEventListener('submit', function (e) {
+    var message = e.target.getAttribute('data-confirm');
+    if (message && !window.confirm(message)) e.preventDefault();
+  });
+  document.addEventListener('change', function (e) {
+    if (e.target.hasAttribute('data-autosubmit')) e.target.form.submit();
+  });
+
+  var grid = document.getElementById('schedule-grid');
+  if (grid) scheduleGrid(grid);
+  var rows = document.getElementById('journal-rows');
+  if (rows) liveJournal(rows);
+})();
