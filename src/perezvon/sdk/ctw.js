@@ -2,7 +2,7 @@
 (function (w) {
 var d = w.document, old = w.ctw, KEY = '_ct_session_id', NUM = /^\d+$/;
 var NET = 'Request timeout exceeded or connection reset', ERR = 'unknown_error';
-var base, site, timeout = 3e4, sid = null, ready, id, s, q, b;
+var base, site, timeout = 3e4, sid = null, ready, api, id, s, q, b;
 
 function err(type, message, details) {
   return {type: type, message: message, details: details || {}};
@@ -92,7 +92,7 @@ ready = new Promise(function (go) {
   }).catch(Boolean).then(go);
 }).catch(Boolean);
 
-b = {
+api = {
   getRouteKeyData: method('route-key-data', 'widgetFound', 'routeKey', 1, null),
   createRequest: method('requests', 'callbackRequestId',
     'routeKey phone fields scheduleTime tags unitId customFields', 3, [])
@@ -100,12 +100,12 @@ b = {
 
 // calls queued by the pre-load stub
 function run(c) {
-  try { b[c[0]].apply(null, c[1]); } catch (e) {}
+  try { api[c[0]].apply(null, c[1]); } catch (e) {}
 }
 try {
   q = old.q;
   [].slice.call(q).forEach(run);
   q.push = run;
 } catch (e) {}
-w.ctw = b;
+w.ctw = api;
 })(window);
