@@ -109,3 +109,13 @@ async def test_session_creation_has_its_own_generous_limit(sqlite_url: str) -> N
     # Far above the API's 5 per second (sessions are not API calls), but not unbounded.
     assert statuses[:60] == [200] * 60
     assert statuses[60] == 429
+
+
+async def test_the_sdk_goes_out_gzipped_within_two_kilobytes(app_client) -> None:  # type: ignore[no-untyped-def]
+    response = await app_client.get("/ctw.js", params={"site": "x"}, headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert int(response.headers["content-length"]) <= 2048
+    assert "getRouteKeyData" in response.text  # httpx decompressed it
+    plain = await app_client.get("/ctw.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.text == response.text

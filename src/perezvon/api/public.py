@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ..domain.errors import PublicError
 from ..domain.request_rules import validate_request
 from ..services.intake import Intake
 from ..settings import Settings
-from .http import error_response, json_response, read_json_object, request_origin
+from .http import RawJSON, dumps_shared, error_response, json_response, read_json_object, request_origin
 
 log = logging.getLogger("perezvon.api.public")
 SDK_DIR = Path(__file__).resolve().parent.parent / "sdk"
@@ -72,7 +73,13 @@ async def _guarded(request: Request, handler) -> Response:  # type: ignore[no-un
 
 async def route_key_data(request: Request) -> Response:
     async def handle(intake: Intake, payload, origin):  # type: ignore[no-untyped-def]
-        return await intake.route_key_data(payload.get("site"), payload, origin)
+        answer = await intake.route_key_data(payload.get("site"), payload, origin)
+        data = answer["widgetData"]
+        if data is None:
+            return answer
+        # widgetData is memoised per site snapshot (Intake.widget_data) and its default schedule is 168
+        # cells: encode it once per snapshot, not per request. Same bytes as dumps(answer).
+        return RawJSON('{"widgetFound":true,"widgetData":' + dumps_shared(data) + "}")
 
     return await _guarded(request, handle)
 
@@ -107,17 +114,25 @@ async def create_session(request: Request) -> Response:
         return json_response({"sessionId": session_id}, 200, headers)
     except PublicError as error:
         return error_response(error, headers)
+    except Exception:
+        log.exception("tracking session creation failed")
+        return error_response(PublicError("server_error", "Internal server error", {}), headers)
 
 
 def _sdk_file(name: str, media_type: str):  # type: ignore[no-untyped-def]
-    content = (SDK_DIR / name).read_bytes()  # a few KB, read once per process
+    content = (SDK_DIR / name).read_bytes()  # a few KB, read and compressed once per process
+    compressed = gzip.compress(content, compresslevel=9, mtime=0)
 
     async def serve(request: Request) -> Response:
-        return Response(
-            content,
-            media_type=media_type,
-            headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
-        )
+        headers = {
+            "Cache-Control": "public, max-age=300",
+            "Access-Control-Allow-Origin": "*",
+            "Vary": "Accept-Encoding",
+        }
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            # Only the SDK is compressed here: it is what every page loads, and it is done once.
+            return Response(compressed, media_type=media_type, headers={**headers, "Content-Encoding": "gzip"})
+        return Response(content, media_type=media_type, headers=headers)
 
     return serve
 
