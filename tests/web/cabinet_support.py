@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from perezvon.api.admin_schemas import SiteIn, WidgetIn
 from perezvon.services.accounts import Principal, create_account, create_token
 
 PASSWORD = "correct-horse-battery"
@@ -57,21 +58,17 @@ class Cabinet:
         return csrf_of(response.text)
 
     async def site(self, owner: str, **values: Any) -> dict[str, Any]:
+        """A site of ``owner``'s, made as the admin API makes one (``values`` in the API's camelCase)."""
         who = Principal(account_id=self.accounts[owner])
-        body = {
-            "name": f"{owner}'s shop",
-            "allowed_origins": [],
-            "timezone": "Europe/Moscow",
-            "minutes_balance": 1000,
-            "callback_active": True,
-            "api_points_per_day": 50_000,
-            **values,
-        }
-        return await self.state.catalog.create_site(who, body)
+        body = SiteIn.model_validate({"name": f"{owner}'s shop", "timezone": "Europe/Moscow", **values})
+        return await self.state.catalog.create_site(who, body.model_dump(exclude={"account_id", "trunk"}))
 
-    async def widget(self, owner: str, site_id: int, route_key: str = "my_form_1") -> dict[str, Any]:
+    async def widget(self, owner: str, site_id: int, route_key: str = "my_form_1", **values: Any) -> dict[str, Any]:
         who = Principal(account_id=self.accounts[owner])
-        return await self.state.catalog.create_widget(who, site_id, {"route_key": route_key})
+        body = WidgetIn.model_validate({"routeKey": route_key, **values})
+        made = body.model_dump()
+        made["callback"] = body.callback.model_dump(by_alias=True)
+        return await self.state.catalog.create_widget(who, site_id, made)
 
     async def unit(self, owner: str, site_id: int, name: str = "Sales", phone: str = "79990000020") -> dict:
         who = Principal(account_id=self.accounts[owner])

@@ -310,7 +310,7 @@ async def blacklist_add(request: Request) -> Response:
     form = await request.form()
     parsed = parse_phone_lines(form.get("phones"))
     added = await _catalog(request).add_blacklist_bulk(_who(request), site_id, parsed.phones) if parsed.phones else 0
-    result = {"added": added, "duplicates": len(set(parsed.phones)) - added, "invalid": parsed.invalid}
+    result = {"added": added, "duplicates": len(parsed.phones) - added, "invalid": parsed.invalid}
     # Answer with the page itself (not a redirect) so the invalid lines stay in the box to be fixed.
     return await _blacklist_page(request, site_id, result=result, pasted="\n".join(t for _, t, _ in parsed.invalid))
 
