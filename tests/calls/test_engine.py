@@ -12,6 +12,16 @@ from perezvon.store.tables import call_attempts, callback_requests, sites
 ALWAYS = {"utcTimezone": "UTC+00:00", "hours": [{"dayOfWeek": d, "hour": h} for d in range(1, 8) for h in range(24)]}
 
 
+async def tune_widget(eng, site_id: int, widget_id: int, **callback) -> None:
+    """Set callback settings below the API's minimums (ring timeout, redial interval) so tests run fast."""
+    from perezvon.store.tables import widgets
+
+    async with eng.db.write() as conn:
+        row = (await conn.execute(select(widgets.c.callback).where(widgets.c.id == widget_id))).scalar()
+        await conn.execute(update(widgets).where(widgets.c.id == widget_id).values(callback={**row, **callback}))
+    eng.runtime.snapshots.invalidate(site_id)
+
+
 async def provision(eng, **callback):
     site, widget = await eng.admin.site_with_widget(
         operatorPhones=["79990000010", "79990000011"],
@@ -22,7 +32,7 @@ async def provision(eng, **callback):
 
 
 async def test_it_calls_back_connects_bills_and_lowers_the_balance(engine_factory) -> None:
-    async with engine_factory(talk_s=1.2) as eng:
+    async with engine_factory(talk_s=0.6) as eng:
         site, _ = await provision(eng)
         with eng.bus.subscribe() as events:
             rid = await eng.create("my_form_1", "79001234567", site["siteKey"],
@@ -33,7 +43,7 @@ async def test_it_calls_back_connects_bills_and_lowers_the_balance(engine_factor
         [attempt] = got["attempts"]
         assert attempt["outcome"] == "connected"
         assert attempt["operatorPhone"] == "79990000010"
-        assert attempt["billedSeconds"] == 2  # 1.2 s bridged, rounded up to whole seconds
+        assert attempt["billedSeconds"] == 1  # 0.6 s bridged, rounded up to a whole second
         assert attempt["startedAt"] <= attempt["operatorAnsweredAt"] <= attempt["clientAnsweredAt"] <= attempt["endedAt"]
         assert got["finishedAt"] is not None and got["nextAttemptAt"] is None
         after = await eng.admin.get(f"/sites/{site['id']}")
@@ -54,18 +64,12 @@ async def test_it_passes_dialing_before_completed_and_publishes_each_change(engi
         assert set(seen) == {"dialing", "completed"}
 
 
-async def test_a_number_that_never_answers_fails_after_the_redials(engine_factory, monkeypatch) -> None:
+async def test_a_number_that_never_answers_fails_after_the_redials(engine_factory) -> None:
     async with engine_factory(talk_s=0.1) as eng:
-        site, widget = await provision(eng, ringTimeoutSeconds=5)
+        site, widget = await provision(eng)
         # Redials are 10 s apart at the least (API validation); make them immediate in the database
-        # so the test does not wait: the engine reads intervals from the widget row on every decision.
-        async with eng.db.write() as conn:
-            from perezvon.store.tables import widgets
-
-            row = (await conn.execute(select(widgets.c.callback).where(widgets.c.id == widget["id"]))).scalar()
-            await conn.execute(update(widgets).where(widgets.c.id == widget["id"])
-                               .values(callback={**row, "redialIntervalSeconds": 0, "ringTimeoutSeconds": 0.05}))
-        eng.runtime.snapshots.invalidate(site["id"])
+        # so the test does not wait: the engine reads the widget's settings on every decision.
+        await tune_widget(eng, site["id"], widget["id"], redialIntervalSeconds=0, ringTimeoutSeconds=0.05)
         with eng.bus.subscribe() as events:
             rid = await eng.create("my_form_1", "79001234501", site["siteKey"])
             assert (await eng.wait_final(events, {rid})) == {rid: "failed"}
@@ -106,9 +110,9 @@ async def test_a_request_for_a_unit_rings_the_units_phone(engine_factory) -> Non
 
 async def test_the_next_operator_phone_is_tried_when_the_first_does_not_answer(engine_factory) -> None:
     async with engine_factory() as eng:
-        site, _ = await eng.admin.site_with_widget(
-            operatorPhones=["79990000001", "79990000010"], schedule=ALWAYS,
-            callback={"redialAttempts": 0, "ringTimeoutSeconds": 5})
+        site, widget = await eng.admin.site_with_widget(
+            operatorPhones=["79990000001", "79990000010"], schedule=ALWAYS, callback={"redialAttempts": 0})
+        await tune_widget(eng, site["id"], widget["id"], ringTimeoutSeconds=0.1)
         with eng.bus.subscribe() as events:
             rid = await eng.create("my_form_1", "79001234567", site["siteKey"])
             await eng.wait_final(events, {rid}, timeout=15)

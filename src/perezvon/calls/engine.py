@@ -419,6 +419,8 @@ class Worker:
     def _done(self, request_id: int) -> None:
         self._tasks.pop(request_id, None)
         self._slot.set()
+        # The attempt may have planned a redial due at once (an interrupted call): look again.
+        self._wake.set()
 
     async def heartbeat_once(self) -> int:
         """Renew our leases; calls whose claim is no longer ours are stopped. Returns how many were lost."""
