@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,6 +16,7 @@ from ..store.db import Database
 from ..store.tables import accounts, api_tokens, utcnow
 
 TOKEN_PREFIX = "pzv_"
+LAST_USED_GRANULARITY = timedelta(minutes=1)
 _hasher = PasswordHasher()
 
 
@@ -114,9 +116,17 @@ async def authenticate_token(db: Database, token: str | None, bootstrap_token: s
     async with db.read() as conn:
         row = (
             await conn.execute(
-                select(api_tokens.c.id, api_tokens.c.account_id).where(api_tokens.c.token_hash == hash_token(token))
+                select(api_tokens.c.id, api_tokens.c.account_id, api_tokens.c.last_used_at).where(
+                    api_tokens.c.token_hash == hash_token(token)
+                )
             )
         ).first()
     if row is None:
         return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_GRANULARITY:
+        # The cabinet lists when each token was last used; a minute's precision is enough and keeps
+        # busy API clients from turning every request into a write.
+        async with db.write() as conn:
+            await conn.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now))
     return Principal(account_id=row.account_id, token_id=row.id)
