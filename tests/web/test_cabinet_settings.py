@@ -220,3 +220,14 @@ async def test_a_logged_out_post_changes_nothing(cabinet):
     response = await cabinet.new_client().post(f"/cabinet/sites/{site['id']}/delete", data={"csrf": "x"})
     assert response.status_code == 403
     assert (await cabinet.state.catalog.get_site(OPERATOR, site["id"]))["name"] == "Kept"
+
+
+async def test_the_token_list_shows_when_a_token_was_last_used(cabinet):
+    alice = await cabinet.login("alice")
+    csrf = await cabinet.csrf(alice)
+    made = await alice.post("/cabinet/tokens", data={"csrf": csrf, "name": "CRM"})
+    token = made.text.split('id="new-token">', 1)[1].split("</pre>", 1)[0]
+    assert ">never<" in (await alice.get("/cabinet/tokens")).text
+    await alice.get("/api/admin/v1/sites", headers={"Authorization": f"Bearer {token}"})
+    listing = (await alice.get("/cabinet/tokens")).text
+    assert ">never<" not in listing and " UTC</td>" in listing
