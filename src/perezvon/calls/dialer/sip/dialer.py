@@ -212,7 +212,9 @@ class SipLeg(CallLeg):
         self._bye_sent = False
         self._dest: Address = ("", 0)
         self.packets_in = 0
-        self.packets_dropped = 0
+        self.packets_dropped = 0  # not RTP at all
+        self.packets_relayed = 0  # sent out of this leg from the bridged one
+        self.packets_not_relayed = 0
         self.last_rtp_at = 0.0
 
     # --- CallLeg ---------------------------------------------------------------------------------
@@ -561,6 +563,7 @@ class SipLeg(CallLeg):
         media = self.media
         rtp_sock = self._rtp
         if media is None or rtp_sock is None or not media.wants_ours or self.is_ended:
+            self.packets_not_relayed += 1  # on hold or hanging up: expected, but counted
             return
         first = data[0]
         header_len = 12 + 4 * (first & 0x0F)
@@ -593,6 +596,7 @@ class SipLeg(CallLeg):
             sender.timestamp = (out_ts + rtplib.SAMPLES_PER_PACKET) & 0xFFFFFFFF
         header = struct.pack("!BBHII", 0x80, marker | dst_pt, out_seq, out_ts, sender.ssrc)
         rtp_sock.send(header + payload, (media.address, media.port))
+        self.packets_relayed += 1
         rec = self._recorder
         if rec is not None and dst_pt in (PCMU, PCMA):
             rec.add(asyncio.get_running_loop().time(), ssrc, ts, rtplib.decode(payload, dst_pt))
