@@ -86,7 +86,14 @@ class DueQueue:
                 chosen: Any = _r.id.in_(ids)
             else:
                 # SKIP LOCKED: rows another worker is claiming right now are simply not ours to take.
-                chosen = _r.id.in_(candidates.with_for_update(skip_locked=True, of=callback_requests).scalar_subquery())
+                # A MATERIALIZED CTE, not "id IN (subquery)": the planner may re-run a subquery per row
+                # (a nested-loop semi-join), and each run can lock a different LIMIT-sized set.
+                locked = (
+                    candidates.with_for_update(skip_locked=True, of=callback_requests)
+                    .cte("due")
+                    .prefix_with("MATERIALIZED")
+                )
+                chosen = _r.id == locked.c.id
             rows = (
                 await conn.execute(
                     update(callback_requests)
