@@ -14,9 +14,36 @@ from ..settings import Settings
 from ..throttling import client_ip
 
 
+class RawJSON(str):
+    """Text that is already JSON, encoded by ``dumps``: ``json_response`` sends it as it is."""
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_SHARED: dict[int, tuple[Any, str]] = {}
+
+
+def dumps_shared(value: Any) -> str:
+    """``dumps`` of a value that is shared and never changed (a per-snapshot memo), encoded once per object.
+
+    Keyed by identity; the entry keeps the object alive, so its id cannot be reused while cached. Bounded:
+    snapshots are replaced every few seconds, and their old memos must not pile up here.
+    """
+    hit = _SHARED.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    if len(_SHARED) >= 1024:
+        _SHARED.clear()
+    text = dumps(value)
+    _SHARED[id(value)] = (value, text)
+    return text
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        body if isinstance(body, RawJSON) else dumps(body),
         status_code=status,
         media_type="application/json",
         headers=headers,
