@@ -6,8 +6,9 @@ see a change within ``ttl`` seconds.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -23,6 +24,10 @@ class SiteSnapshot:
     units: dict[int, dict[str, Any]]
     blacklist: frozenset[str]
     loaded_at: float
+    # Values derived from this snapshot alone (a widget's parsed schedule, its getRouteKeyData answer),
+    # computed on first use. They live and die with the snapshot, so an admin change or the TTL reload
+    # drops them together with the data they came from: never stale, never recomputed per request.
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def id(self) -> int:
@@ -40,6 +45,12 @@ class SnapshotCache:
         self.ttl = ttl
         self._by_key: dict[str, SiteSnapshot | None] = {}
         self._key_by_id: dict[int, str] = {}
+        # One load per key at a time: when a snapshot expires under load, every request arriving during
+        # its reload used to start a reload of its own (tens of them, each four queries, each query
+        # several trips to the SQLite thread), which showed as latency spikes every ``ttl`` seconds.
+        self._loading: dict[str, asyncio.Future[SiteSnapshot | None]] = {}
+        # Bumped by invalidate(): a load that began before an admin change must not be cached after it.
+        self._generation = 0
 
     async def by_key(self, site_key: str) -> SiteSnapshot | None:
         cached = self._by_key.get(site_key, False)
@@ -47,11 +58,27 @@ class SnapshotCache:
             if cached is None and len(self._by_key) > 10_000:
                 self._by_key.clear()  # unknown keys must not grow memory without bound
             return cached  # type: ignore[return-value]
+        loading = self._loading.get(site_key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_and_keep(site_key, self._generation))
+            self._loading[site_key] = loading
+            loading.add_done_callback(lambda done: self._forget_load(site_key, done))
+        # Shielded: a caller that goes away must not cancel the load the others are waiting for.
+        return await asyncio.shield(loading)
+
+    async def _load_and_keep(self, site_key: str, generation: int) -> SiteSnapshot | None:
         snapshot = await self._load(site_key)
-        self._by_key[site_key] = snapshot
-        if snapshot is not None:
-            self._key_by_id[snapshot.id] = site_key
+        if generation == self._generation:
+            self._by_key[site_key] = snapshot
+            if snapshot is not None:
+                self._key_by_id[snapshot.id] = site_key
         return snapshot
+
+    def _forget_load(self, site_key: str, done: asyncio.Future[SiteSnapshot | None]) -> None:
+        if self._loading.get(site_key) is done:
+            del self._loading[site_key]
+        if not done.cancelled():
+            done.exception()  # retrieved here, so a failure nobody awaited any more is not logged as lost
 
     async def by_id(self, site_id: int) -> SiteSnapshot | None:
         key = self._key_by_id.get(site_id)
@@ -63,6 +90,10 @@ class SnapshotCache:
         return await self.by_key(key)
 
     def invalidate(self, site_id: int | None = None) -> None:
+        # Loads in flight may have read the old rows: let them answer their waiters, but cache nothing,
+        # and make later callers start a fresh load.
+        self._generation += 1
+        self._loading.clear()
         if site_id is None:
             self._by_key.clear()
             return
