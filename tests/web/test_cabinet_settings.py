@@ -157,7 +157,7 @@ async def test_it_bulk_adds_to_the_blacklist_and_reports_invalid_lines(cabinet):
     assert response.status_code == 200
     phones = sorted(e["phone"] for e in await cabinet.state.catalog.list_blacklist(OPERATOR, site["id"]))
     assert phones == ["79001234567", "79001234568"]
-    assert "2 added." in response.text and "1 were already listed or repeated." in response.text
+    assert "Added: 2." in response.text and "Already listed or repeated: 1." in response.text
     assert "line 4" in response.text and "line 6" in response.text
     assert ">not a phone\n12</textarea>" in response.text  # the bad lines stay in the box to be fixed
     entry = (await cabinet.state.catalog.list_blacklist(OPERATOR, site["id"]))[0]

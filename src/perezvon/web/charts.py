@@ -12,7 +12,7 @@ from markupsafe import Markup
 
 WIDTH = 720
 HEIGHT = 220
-LEFT = 44
+LEFT = 56
 BOTTOM = 24
 TOP = 12
 
@@ -34,6 +34,7 @@ def bar_chart(
     *,
     title: str,
     fmt: Callable[[float], str] = lambda v: f"{v:g}",
+    axis_fmt: Callable[[float], str] | None = None,
     maximum: float | None = None,
     css_class: str = "",
 ) -> Markup:
@@ -54,7 +55,7 @@ def bar_chart(
         parts.append(f'<line class="grid" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - 8}" y2="{y:.1f}"/>')
         parts.append(
             f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(fmt(top_value * fraction))}</text>"
+            f"{escape((axis_fmt or fmt)(top_value * fraction))}</text>"
         )
     label_every = max(1, n // 10)
     for i, (value, label) in enumerate(zip(values, labels, strict=False)):

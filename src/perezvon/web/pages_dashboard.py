@@ -19,6 +19,17 @@ from .stats import daily
 DAYS = 30
 
 
+def _short_duration(seconds: float) -> str:
+    """Axis labels are narrow: 45 s, 2.5 min."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f}".removesuffix(".0") + " min"
+
+
+def minutes_text(minutes: float) -> str:
+    return f"{minutes:.1f}".removesuffix(".0")
+
+
 @page
 async def dashboard(request: Request) -> Response:
     who = request.state.user.principal
@@ -56,7 +67,12 @@ async def dashboard(request: Request) -> Response:
         (
             t("chart_wait"),
             bar_chart(
-                [d.median_wait for d in summary.days], labels, title=t("chart_wait"), fmt=duration, css_class="c-wait"
+                [d.median_wait for d in summary.days],
+                labels,
+                title=t("chart_wait"),
+                fmt=duration,
+                axis_fmt=_short_duration,
+                css_class="c-wait",
             ),
         ),
         (
@@ -65,7 +81,7 @@ async def dashboard(request: Request) -> Response:
                 [d.minutes for d in summary.days],
                 labels,
                 title=t("chart_minutes"),
-                fmt=lambda v: f"{v:.1f}".rstrip("0").rstrip("."),
+                fmt=minutes_text,
                 css_class="c-minutes",
             ),
         ),
@@ -83,6 +99,7 @@ async def dashboard(request: Request) -> Response:
             "summary": summary,
             "charts": charts,
             "balance": balance,
+            "minutes_text": minutes_text,
             "points": points,
             "zone": zone,
             "days": DAYS,
