@@ -75,6 +75,9 @@ class FakeTrunk(asyncio.DatagramProtocol):
         self.requests.put_nowait(msg)
         if msg.method == "INVITE" and not msg.to_addr.tag:
             asyncio.ensure_future(self.on_invite(msg))
+        elif msg.method == "BYE" and msg.to_addr.uri.split("@")[0].endswith("byeauth") and not (
+                "Authorization" in msg.headers and verify(msg.need("Authorization"), method="BYE", password="pw")):
+            self.reply(msg, 401, extra=[("WWW-Authenticate", 'Digest realm="fake", nonce="b1e"')])
         elif msg.method in ("BYE", "CANCEL"):
             self.reply(msg, 200)
 
@@ -385,3 +388,13 @@ async def test_cancelled_ring_cancels_the_call(dialer: SipDialer, trunk: FakeTru
         await task
     cancel = await trunk.requests_until("CANCEL")
     assert cancel.cseq == (1, "CANCEL")
+
+
+async def test_a_challenged_bye_is_answered_with_credentials(dialer: SipDialer, trunk: FakeTrunk) -> None:
+    leg = dialer.leg("7900000byeauth")
+    assert await leg.ring(5) is RingResult.ANSWERED
+    await leg.hangup()
+    byes = [r for r in trunk.received if r.method == "BYE"]
+    assert len(byes) == 2 and "Authorization" not in byes[0].headers
+    assert verify(byes[1].need("Authorization"), method="BYE", password="pw")
+    assert byes[1].cseq[0] == byes[0].cseq[0] + 1

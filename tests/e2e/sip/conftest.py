@@ -64,8 +64,7 @@ def free_port() -> int:
     return free_port_block(1)
 
 
-async def wait_bound_udp(port: int, proc: asyncio.subprocess.Process | subprocess.Popen,
-                         timeout: float = 10.0) -> None:
+async def wait_bound_udp(port: int, proc: asyncio.subprocess.Process | subprocess.Popen, timeout: float = 10.0) -> None:
     """Wait until something holds the UDP port (the peer is listening), or fail if it died."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -144,9 +143,11 @@ async def _options_ping(port: int, timeout: float) -> None:
 
     transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=(HOST, 0))
     me = transport.get_extra_info("sockname")[1]
-    msg = (f"OPTIONS sip:{HOST}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {HOST}:{me};branch=z9hG4bKping{me}\r\n"
-           f"Max-Forwards: 70\r\nFrom: <sip:ping@{HOST}>;tag=p\r\nTo: <sip:{HOST}:{port}>\r\n"
-           f"Call-ID: ping{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
+    msg = (
+        f"OPTIONS sip:{HOST}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {HOST}:{me};branch=z9hG4bKping{me}\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:ping@{HOST}>;tag=p\r\nTo: <sip:{HOST}:{port}>\r\n"
+        f"Call-ID: ping{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
     try:
         deadline = loop.time() + timeout
         while not got.done():
@@ -168,15 +169,20 @@ async def kamailio(tmp_path: Path) -> AsyncIterator[object]:
         port = free_port()
         lines = "\n".join(
             f'    if ($rU == "{number}") {{ $du = "sip:{HOST}:{dest}"; t_relay(); exit; }}'
-            for number, dest in routes.items())
+            for number, dest in routes.items()
+        )
         work = tmp_path / f"kamailio-{port}"
         work.mkdir()
         cfg = work / "kamailio.cfg"
         cfg.write_text(KAMAILIO_CFG.format(host=HOST, port=port, modules=KAMAILIO_MODULES, routes=lines))
         log = (work / "log").open("wb")
         # -DD: stay in the foreground (its children in our process group, stopped together).
-        proc = subprocess.Popen(["kamailio", "-DD", "-E", "-f", str(cfg), "-Y", str(work), "-w", str(work)],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            ["kamailio", "-DD", "-E", "-f", str(cfg), "-Y", str(work), "-w", str(work)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         router = Router(port, proc)
         routers.append(router)
         await _options_ping(port, 10.0)
@@ -191,8 +197,26 @@ async def kamailio(tmp_path: Path) -> AsyncIterator[object]:
 
 
 def tone_wav(path: Path, freq: float, seconds: float) -> Path:
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth", str(seconds),
-                    "sine", str(freq), "vol", "0.5"], check=True)
+    subprocess.run(
+        [
+            "sox",
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            str(path),
+            "synth",
+            str(seconds),
+            "sine",
+            str(freq),
+            "vol",
+            "0.5",
+        ],
+        check=True,
+    )
     return path
 
 
@@ -240,6 +264,13 @@ class Phone:
                     raise
                 await asyncio.sleep(0.05)  # baresip not listening yet: no event exists for that
 
+    async def command(self, command: str, params: str = "") -> None:
+        """A ctrl_tcp command, e.g. ("sndcode", "1") to press a key (netstring-framed JSON)."""
+        assert self._writer is not None
+        body = json.dumps({"command": command, "params": params, "token": command}).encode()
+        self._writer.write(b"%d:%s," % (len(body), body))
+        await self._writer.drain()
+
     async def wait_event(self, kind: str, timeout: float = 15.0) -> dict:
         """The next ctrl_tcp event of this type (netstring-framed JSON), seen events kept in `events`."""
         for ev in self.events:
@@ -284,13 +315,22 @@ def phones(tmp_path: Path) -> Iterator[object]:
         work = tmp_path / f"phone-{number}"
         (work / "rec").mkdir(parents=True)
         source = tone_wav(work / "tone.wav", freq, seconds)
-        (work / "config").write_text(BARESIP_CONFIG.format(
-            host=HOST, sip_port=sip_port, rtp_lo=rtp_lo, rtp_hi=rtp_lo + 7, dir=work, source=source,
-            ctrl_port=ctrl_port))
+        (work / "config").write_text(
+            BARESIP_CONFIG.format(
+                host=HOST,
+                sip_port=sip_port,
+                rtp_lo=rtp_lo,
+                rtp_hi=rtp_lo + 7,
+                dir=work,
+                source=source,
+                ctrl_port=ctrl_port,
+            )
+        )
         (work / "accounts").write_text(f"<sip:{number}@{HOST}>;regint=0;answermode=auto\n")
         log = (work / "log").open("wb")
-        proc = subprocess.Popen(["baresip", "-f", str(work), "-t", "120"], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ["baresip", "-f", str(work), "-t", "120"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
         phone = Phone(number, sip_port, ctrl_port, work, proc)
         started.append(phone)
         await phone.connect()
@@ -332,9 +372,28 @@ async def sipp(tmp_path: Path) -> AsyncIterator[object]:
         work = tmp_path / f"sipp-{port}"
         work.mkdir()
         proc = await asyncio.create_subprocess_exec(
-            binary, "-sf", str(SCENARIOS / scenario), "-i", HOST, "-p", str(port), "-t", transport,
-            "-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error", "-trace_msg", "-trace_err", *extra,
-            cwd=work, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            binary,
+            "-sf",
+            str(SCENARIOS / scenario),
+            "-i",
+            HOST,
+            "-p",
+            str(port),
+            "-t",
+            transport,
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-trace_msg",
+            "-trace_err",
+            *extra,
+            cwd=work,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         peer = Sipp(port, proc, work)
         started.append(peer)
         await wait_bound_udp(port, proc) if transport.startswith("u") else await _wait_tcp(port, proc)

@@ -37,8 +37,9 @@ def windows(samples: list[int], seconds: float = 0.5, rate: int = 8000) -> list[
 
 
 def envelope(samples: list[int], frame: int = 160) -> list[float]:
-    return [math.sqrt(sum(x * x for x in samples[i : i + frame]) / frame)
-            for i in range(0, len(samples) - frame + 1, frame)]
+    return [
+        math.sqrt(sum(x * x for x in samples[i : i + frame]) / frame) for i in range(0, len(samples) - frame + 1, frame)
+    ]
 
 
 def best_correlation(a: list[float], b: list[float], max_lag: int = 50) -> float:

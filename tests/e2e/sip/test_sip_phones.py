@@ -1,8 +1,9 @@
 """The whole callback over real SIP: Kamailio as the trunk, two baresip phones that record what they hear.
 
 Operator phone plays a 440 Hz tone, visitor phone 880 Hz. SipDialer rings the operator, reads the
-announcement, rings the visitor and bridges; the visitor's tone file is short, so the visitor hangs up
-by itself (BYE from the visitor's side) and the bridge must end the operator's leg too.
+announcement, waits for the operator to press 1, rings the visitor and bridges; the visitor's tone file
+is short, so the visitor hangs up by itself (BYE from the visitor's side) and the bridge must end the
+operator's leg too.
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ async def speech() -> Audio:
     from .conftest import need
 
     need("espeak-ng")
-    text = announcement_text([("Name", "Ivan"), ("Last name", "Petrov")], language="en", site_name=None,
-                             unit_name=None)
+    text = announcement_text([("Name", "Ivan"), ("Last name", "Petrov")], language="en", site_name=None, unit_name=None)
     return await SpeechRenderer().render(text, "en")
 
 
@@ -49,6 +49,9 @@ async def test_operator_hears_announcement_then_visitor_and_visitor_hears_operat
         assert await op_leg.ring(10) is RingResult.ANSWERED
         await operator.wait_event("CALL_ESTABLISHED")
         await op_leg.play(speech)
+        # The operator accepts the request by pressing 1 (RFC 4733 from baresip).
+        await operator.command("sndcode", "1")
+        assert await op_leg.read_digit(5) == "1"
 
         vis_leg = dialer.leg(VISITOR)
         assert await vis_leg.ring(10) is RingResult.ANSWERED
@@ -67,8 +70,9 @@ async def test_operator_hears_announcement_then_visitor_and_visitor_hears_operat
     visitor.close()
 
     heard_by_operator = operator.recording("dec")
-    speech_samples = [int.from_bytes(speech.pcm[i : i + 2], "little", signed=True)
-                      for i in range(0, len(speech.pcm), 2)]
+    speech_samples = [
+        int.from_bytes(speech.pcm[i : i + 2], "little", signed=True) for i in range(0, len(speech.pcm), 2)
+    ]
     # 1. The operator heard the announcement first: its loudness contour matches the rendered speech.
     head = heard_by_operator[: len(speech_samples) + 8000]
     corr = best_correlation(envelope(head), envelope(speech_samples))

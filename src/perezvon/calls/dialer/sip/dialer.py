@@ -323,10 +323,8 @@ class SipLeg(CallLeg):
                 self._end()
                 return
             self._bye_sent = True
-            done = asyncio.get_running_loop().create_future()
-            bye = self.dialog.request("BYE")
-            self._dialer._start_client(bye, self._in_dialog_dest(), self.dialog.transport,
-                                       lambda ev: done.done() or done.set_result(ev))
+            done: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+            self._send_bye(done, retry_auth=True)
             self._end()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done, BYE_WAIT_S)
@@ -340,6 +338,30 @@ class SipLeg(CallLeg):
         self._end()
 
     # --- signalling --------------------------------------------------------------------------------
+
+    def _send_bye(self, done: asyncio.Future[Event], *, retry_auth: bool,
+                  auth: tuple[str, str] | None = None) -> None:
+        """BYE; some PBXs challenge it too, so a 401/407 is answered once like the INVITE's."""
+        assert self.dialog is not None
+        bye = self.dialog.request("BYE", extra=[auth] if auth else None)
+
+        def on_event(ev: Event) -> None:
+            if isinstance(ev, ResponseEvent) and ev.response.status < 200:
+                return
+            if (retry_auth and isinstance(ev, ResponseEvent) and ev.response.status in (401, 407)
+                    and self.trunk.username):
+                header = "WWW-Authenticate" if ev.response.status == 401 else "Proxy-Authenticate"
+                with contextlib.suppress(SipParseError, ValueError):
+                    challenge = parse_challenge(ev.response.need(header))
+                    value = authorization(challenge, method="BYE", uri=bye.uri, username=self.trunk.username,
+                                          password=self.trunk.password)
+                    out = "Authorization" if ev.response.status == 401 else "Proxy-Authorization"
+                    self._send_bye(done, retry_auth=False, auth=(out, value))
+                    return
+            if not done.done():
+                done.set_result(ev)
+
+        self._dialer._start_client(bye, self._in_dialog_dest(), self.dialog.transport, on_event)
 
     def _sdp(self, codecs: tuple[int, ...], direction: str = "sendrecv") -> bytes:
         assert self._rtp is not None and self._rtp.transport is not None
