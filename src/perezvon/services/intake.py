@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
+from sqlalchemy import text as sql_text
 
 from ..domain.errors import FieldErrors, PublicError, validation_error
 from ..domain.request_rules import RequestInput, check_route_key, check_schedule_in_future, parse_schedule_time
@@ -23,6 +24,11 @@ DEFAULT_POINT_COSTS = {"getRouteKeyData": 1, "createRequest": 1, "serverCreate":
 # One statement, values passed as parameters: SQLAlchemy compiles it once, where .values(**row) built and
 # cache-keyed a new statement per request (the same INSERT reaches the database either way).
 INSERT_REQUEST = insert(callback_requests)
+# After a batch insert on SQLite: the last new id, and the count, smallest and largest id of the rows from
+# the first new id on; for a batch of n that holds ids first..last they are (last, n, first, last).
+BATCH_IDS_CHECK = sql_text(
+    "SELECT last_insert_rowid(), count(*), min(id), max(id) FROM callback_requests WHERE id > last_insert_rowid() - :n"
+)
 
 
 def widget_schedule(widget: dict[str, Any]) -> WeeklySchedule:
@@ -131,12 +137,11 @@ class GroupCommit:
             # parameter order, the last being last_insert_rowid(). Checked, not assumed: if the table's
             # ids at and above the first one are not exactly our rows, the batch is rolled back and
             # retried one row per transaction.
-            id_column = callback_requests.c.id
             await conn.execute(INSERT_REQUEST, rows)
-            last = int((await conn.exec_driver_sql("SELECT last_insert_rowid()")).scalar_one())
+            # One query for the last id and its check (each query is a handful of thread round trips).
+            last, count, low, high = (await conn.execute(BATCH_IDS_CHECK, {"n": len(rows)})).one()
             first = last - len(rows) + 1
-            check = select(func.count(), func.min(id_column), func.max(id_column)).where(id_column >= first)
-            if tuple((await conn.execute(check)).one()) != (len(rows), first, last):
+            if (count, low, high) != (len(rows), first, last):
                 raise RuntimeError("batch ids are not consecutive; storing these requests one by one")
             return list(range(first, last + 1))
 
