@@ -8,6 +8,7 @@ our CANCEL.
 from __future__ import annotations
 
 import asyncio
+import random
 import struct
 import wave
 from collections.abc import AsyncIterator
@@ -398,3 +399,17 @@ async def test_a_challenged_bye_is_answered_with_credentials(dialer: SipDialer, 
     assert len(byes) == 2 and "Authorization" not in byes[0].headers
     assert verify(byes[1].need("Authorization"), method="BYE", password="pw")
     assert byes[1].cseq[0] == byes[0].cseq[0] + 1
+
+
+async def test_rtp_ports_come_from_the_configured_range(trunk: FakeTrunk) -> None:
+    base = 41000 + random.randrange(0, 4000, 2)
+    dialer = SipDialer(parse_trunk(f"udp:{HOST}:{trunk.port}"), rtp_ports=(base, base + 7))
+    await dialer.start()
+    try:
+        legs = [dialer.leg(f"7900000006{i}") for i in range(3)]
+        for leg in legs:
+            assert await leg.ring(5) is RingResult.ANSWERED
+        ports = {trunk.our_rtp_port[leg.number] for leg in legs}
+        assert len(ports) == 3 and all(base <= p <= base + 7 and p % 2 == 0 for p in ports)
+    finally:
+        await dialer.close()

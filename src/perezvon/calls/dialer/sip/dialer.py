@@ -228,8 +228,11 @@ class SipLeg(CallLeg):
         self._final = loop.create_future()
         dest = await d._resolve(self.trunk.host, self.trunk.port)
         local = d._local_host_for(dest[0])
-        self._rtp = await RtpSocket.open(local if d.bind_host in ("0.0.0.0", "") else d.bind_host,
-                                         self._on_rtp)
+        try:
+            self._rtp = await RtpSocket.open(local if d.bind_host in ("0.0.0.0", "") else d.bind_host,
+                                             self._on_rtp, d.rtp_ports)
+        except OSError as exc:
+            raise DialerError(str(exc)) from exc
         target = f"sip:{self.trunk.format_number(self.number)}@{_uri_host(self.trunk.host)}"
         if self.trunk.port != 5060:
             target = f"sip:{self.trunk.format_number(self.number)}@{_uri_host(self.trunk.host)}:{self.trunk.port}"
@@ -640,8 +643,10 @@ class SipDialer(Dialer):
     """A SIP user agent placing calls through a trunk (UDP or TCP), and bridging them."""
 
     def __init__(self, trunk: Trunk | None = None, *, bind_host: str = "127.0.0.1", bind_port: int = 0,
-                 recordings_dir: Path | None = None, rtp_timeout: float = 60.0) -> None:
+                 recordings_dir: Path | None = None, rtp_timeout: float = 60.0,
+                 rtp_ports: tuple[int, int] | None = None) -> None:
         self.trunk = trunk
+        self.rtp_ports = rtp_ports  # e.g. (10000, 20000) to fit a firewall rule; None = any free port
         self.rtp_timeout = rtp_timeout  # seconds without media before a bridged call is ended; 0 = never
         self.bind_host = bind_host
         self.bind_port = bind_port

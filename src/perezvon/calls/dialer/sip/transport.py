@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 
 from .message import SipParseError, SipRequest, SipResponse, StreamFramer, parse_message
@@ -163,13 +164,25 @@ class RtpSocket(asyncio.DatagramProtocol):
         self.port = 0
 
     @classmethod
-    async def open(cls, host: str, on_packet: Callable[[bytes, Address], None]) -> RtpSocket:
+    async def open(cls, host: str, on_packet: Callable[[bytes, Address], None],
+                   ports: tuple[int, int] | None = None) -> RtpSocket:
+        """Bind an RTP port: any free one, or an even one in `ports` (a firewall's media range)."""
         loop = asyncio.get_running_loop()
         proto = cls(on_packet)
-        transport, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, 0))
-        proto.transport = transport  # type: ignore[assignment]
-        proto.port = transport.get_extra_info("sockname")[1]
-        return proto
+        candidates = [0]
+        if ports is not None:
+            lo, hi = ports
+            candidates = list(range(lo + (lo % 2), hi + 1, 2))  # even ports, RTCP's odd neighbour free
+            random.shuffle(candidates)
+        for port in candidates:
+            try:
+                transport, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, port))
+            except OSError:
+                continue
+            proto.transport = transport  # type: ignore[assignment]
+            proto.port = transport.get_extra_info("sockname")[1]
+            return proto
+        raise OSError(f"no free RTP port in {ports[0]}-{ports[1]}" if ports else "cannot bind an RTP port")
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
         self.on_packet(data, addr)
