@@ -30,7 +30,10 @@ IMG = "<img src=x onerror=\"window.__pwned=1;alert('img')\">"
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     workdir = tmp_path_factory.mktemp("cabinet-demo")
     server = start_server(
-        f"sqlite:///{workdir / 'perezvon.db'}", workdir, args=("demo",), env={"PEREZVON_IP_RATE_LIMIT": "0"}
+        f"sqlite:///{workdir / 'perezvon.db'}",
+        workdir,
+        args=("demo",),
+        env={"PEREZVON_IP_RATE_LIMIT": "0", "PEREZVON_SIM_TALK_S": "3"},
     )
     yield server
     stop_server(server)
@@ -98,6 +101,14 @@ def test_a_request_from_demo_completes_live_in_the_journal(demo_server: LiveServ
     visitor.click("#send")
     expect(visitor.locator("#result")).to_contain_text("идентификатор")
     request_id = visitor.locator("#result").inner_text().rsplit(" ", 1)[1].strip()
+
+    # Its own page, opened while the call is still going (3 s of simulated talk), follows it too.
+    detail = context.new_page()
+    detail.goto(f"{demo_server.base_url}/cabinet/requests/{request_id}")
+    detail.evaluate("window.__notReloaded = true")
+    expect(detail.locator("#request-status .badge")).to_have_attribute("data-status", "completed", timeout=30_000)
+    expect(detail.locator("#request-attempts .attempt").first).to_contain_text("Connected")
+    assert detail.evaluate("window.__notReloaded") is True
 
     row = page.locator(f'tr[data-request-id="{request_id}"]')
     expect(row).to_be_visible(timeout=20_000)
@@ -184,3 +195,37 @@ def test_script_payloads_never_run_on_any_cabinet_page(demo_server: LiveServer, 
     assert dialogs == []
     assert blocked == []
     context.close()
+
+
+def test_without_an_event_bus_the_journal_polls(tmp_path: Path, browser: Browser) -> None:
+    """An API-only process (no worker, so no bus): new requests still appear without a reload."""
+    server = start_server(
+        f"sqlite:///{tmp_path / 'perezvon.db'}",
+        tmp_path,
+        args=("demo",),
+        env={"PEREZVON_RUN_WORKER": "false", "PEREZVON_IP_RATE_LIMIT": "0"},
+    )
+    try:
+        context = browser.new_context(locale="en-US")
+        page = context.new_page()
+        log_in(page, server.base_url)
+        expect(page.locator("#live-indicator")).to_have_attribute("data-mode", "poll")
+        page.evaluate("window.__notReloaded = true")
+        with httpx.Client(base_url=server.base_url) as client:
+            made = client.post(
+                "/api/widget/v1/requests",
+                json={
+                    "site": "demo",
+                    "routeKey": "my_form_1",
+                    "phone": "79001230000",
+                    "fields": [{"name": "Name", "value": "Polled"}],
+                },
+            )
+            assert made.status_code == 200, made.text
+        row = page.locator(f'tr[data-request-id="{made.json()["callbackRequestId"]}"]')
+        expect(row).to_contain_text("Polled", timeout=10_000)
+        expect(row.locator(".badge")).to_have_attribute("data-status", "pending")
+        assert page.evaluate("window.__notReloaded") is True
+        context.close()
+    finally:
+        stop_server(server)

@@ -91,10 +91,35 @@
         if (source.readyState === EventSource.CLOSED) poll();
       };
       // Also catch changes the bus cannot report (another process's worker): a slow safety poll.
-      setInterval(function () { if (!document.hidden) refresh(); }, 30000);
+      setInterval(function () { if (!document.hidden) refresh(); }, 15000);
     } else {
       poll();
     }
+  }
+
+  /* -- one request: while it is pending or dialing, re-read its status and attempts ---------- */
+  function liveRequest() {
+    var regions = document.querySelectorAll('[data-live-region]');
+    if (!regions.length || !window.DOMParser) return;
+    function active() {
+      var badge = document.querySelector('#request-status [data-status]');
+      return badge && /^(pending|dialing)$/.test(badge.getAttribute('data-status'));
+    }
+    var timer = setInterval(function () {
+      if (!active()) { clearInterval(timer); return; }
+      if (document.hidden) return;
+      fetch(location.href, { credentials: 'same-origin', cache: 'no-store' }).then(function (response) {
+        return response.ok && !response.redirected ? response.text() : null;
+      }).then(function (html) {
+        if (!html) return;
+        // DOMParser documents never run scripts; the regions are server-escaped markup.
+        var fresh = new DOMParser().parseFromString(html, 'text/html');
+        regions.forEach(function (region) {
+          var next = fresh.getElementById(region.id);
+          if (next) region.innerHTML = next.innerHTML;
+        });
+      }).catch(function () {});
+    }, 3000);
   }
 
   /* -- small helpers ------------------------------------------------------------------------------ */
@@ -121,4 +146,5 @@
   if (grid) scheduleGrid(grid);
   var rows = document.getElementById('journal-rows');
   if (rows) liveJournal(rows);
+  liveRequest();
 })();
