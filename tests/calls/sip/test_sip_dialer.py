@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import struct
 import wave
 from collections.abc import AsyncIterator
@@ -411,5 +412,20 @@ async def test_rtp_ports_come_from_the_configured_range(trunk: FakeTrunk) -> Non
             assert await leg.ring(5) is RingResult.ANSWERED
         ports = {trunk.our_rtp_port[leg.number] for leg in legs}
         assert len(ports) == 3 and all(base <= p <= base + 7 and p % 2 == 0 for p in ports)
+    finally:
+        await dialer.close()
+
+
+async def test_unresolvable_trunk_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def no_dns(*args: object, **kwargs: object) -> list:
+        raise socket.gaierror("Name or service not known")  # no resolver traffic from tests
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", no_dns)
+    dialer = SipDialer(Trunk("pbx.example.invalid"))
+    await dialer.start()
+    try:
+        leg = dialer.leg("79001234567")
+        assert await leg.ring(2) is RingResult.UNAVAILABLE
+        assert leg.is_ended
     finally:
         await dialer.close()

@@ -190,7 +190,6 @@ class SipLeg(CallLeg):
         self.final_status: int | None = None
         self._dialer = dialer
         self._invite: SipRequest | None = None
-        self._invite_key: tuple[str, str] | None = None
         self._final: asyncio.Future[RingResult] | None = None
         self._provisional = False
         self._cancelled = False
@@ -226,16 +225,21 @@ class SipLeg(CallLeg):
         await d._require_started()
         loop = asyncio.get_running_loop()
         self._final = loop.create_future()
-        dest = await d._resolve(self.trunk.host, self.trunk.port)
+        try:
+            dest = await d._resolve(self.trunk.host, self.trunk.port)
+        except (OSError, DialerError) as exc:
+            log.warning("SIP trunk %s cannot be resolved: %s", self.trunk.host, exc)
+            self._end()
+            self.result = RingResult.UNAVAILABLE
+            return self.result
         local = d._local_host_for(dest[0])
         try:
             self._rtp = await RtpSocket.open(local if d.bind_host in ("0.0.0.0", "") else d.bind_host,
                                              self._on_rtp, d.rtp_ports)
         except OSError as exc:
             raise DialerError(str(exc)) from exc
-        target = f"sip:{self.trunk.format_number(self.number)}@{_uri_host(self.trunk.host)}"
-        if self.trunk.port != 5060:
-            target = f"sip:{self.trunk.format_number(self.number)}@{_uri_host(self.trunk.host)}:{self.trunk.port}"
+        hostport = _uri_host(self.trunk.host) + (f":{self.trunk.port}" if self.trunk.port != 5060 else "")
+        target = f"sip:{self.trunk.format_number(self.number)}@{hostport}"
         transport = self.trunk.transport.upper()
         if transport == "TCP":
             target += ";transport=tcp"
@@ -376,8 +380,7 @@ class SipLeg(CallLeg):
 
     def _send_invite(self, invite: SipRequest) -> None:
         self._invite = invite
-        entry = self._dialer._start_client(invite, self._dest, self.trunk.transport.upper(), self._on_invite_event)
-        self._invite_key = entry.tx.key
+        self._dialer._start_client(invite, self._dest, self.trunk.transport.upper(), self._on_invite_event)
         self._dialer._legs_by_call[invite.call_id] = self
 
     def _send_cancel(self) -> None:
