@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ..api.resources import request_resource
 from ..domain import callback as cb
@@ -41,6 +41,7 @@ from .queue import Claim, DueQueue
 log = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT_S = 10.0  # how long the operator has to press 1
+PROGRESS_DELAY_S = 0.2  # live journal updates lag at most this much behind the call
 SPEECH_CHARS_PER_S = 14.0  # espeak-ng at 150 wpm: the simulated line gets silence this long
 _a = call_attempts.c
 _r = callback_requests.c
@@ -80,6 +81,10 @@ class AttemptRecord:
     client_answered_at: datetime | None = None
     bridged_s: float = 0.0
     recording_path: str | None = None
+    # Live journal updates not yet written, and the timer that will write them (see _progress).
+    unsaved: dict[str, Any] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
+    closed: bool = False
 
 
 Speaker = Callable[[str, str], Awaitable[Audio]]
@@ -93,6 +98,96 @@ def silence_for(text: str) -> Audio:
 
 async def silent_speaker(text: str, language: str) -> Audio:
     return silence_for(text)
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupWriter(Generic[T, R]):
+    """Applies the writes of many concurrent calls in shared transactions: one commit for many.
+
+    Every commit is a round of BEGIN/COMMIT/fsync and, through the async drivers, several thread or
+    network hops; a transaction per call event caps a worker at a few hundred calls a second. Items
+    submitted while one transaction runs go together into the next, where ``apply`` may handle them
+    with a few set-wise statements. If a batch fails, each item is retried alone, so one bad item
+    fails only its own caller.
+    """
+
+    def __init__(self, db: Database, apply: Callable[[Any, list[T]], Awaitable[list[R]]],
+                 max_batch: int = 500) -> None:
+        self.db = db
+        self.apply = apply
+        self.max_batch = max_batch
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            try:
+                async with self.db.write() as conn:
+                    results = await self.apply(conn, [item for item, _future in batch])
+            except Exception:
+                if len(batch) == 1:
+                    results = None
+                else:
+                    for item, future in batch:
+                        await self._alone(item, future)
+                    continue
+            if results is None:
+                await self._alone(*batch[0])
+                continue
+            for (_item, future), result in zip(batch, results, strict=True):
+                if not future.done():  # its caller may have given up (cancelled) meanwhile
+                    future.set_result(result)
+
+    async def _alone(self, item: T, future: asyncio.Future[R]) -> None:
+        try:
+            async with self.db.write() as conn:
+                [result] = await self.apply(conn, [item])
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+
+async def _run_each(conn: Any, ops: list[Any]) -> list[Any]:
+    return [await op(conn) for op in ops]
+
+
+@dataclass
+class Closing:
+    """One attempt's final write, as the closer batches them."""
+
+    claim: Claim
+    outcome: str
+    record: AttemptRecord
+    decision: Decision
+    seconds: int
+    minutes: int
+    wants_webhooks: bool
+    now: datetime
+
+    @property
+    def final(self) -> bool:
+        return self.decision.status in cb.FINAL_STATUSES
+
+
+@dataclass
+class Closed:
+    kept: bool  # False: the claim was lost (another worker recovered the request first)
+    charged: bool = False
+    queued: int = 0
 
 
 class CallbackEngine:
@@ -114,12 +209,21 @@ class CallbackEngine:
         self.speaker = speaker
         self.recordings_dir = Path(recordings_dir) if recordings_dir else None
         self.on_webhooks = on_webhooks or (lambda: None)
+        self.writer: GroupWriter[Any, Any] = GroupWriter(db, _run_each)
+        self.closer: GroupWriter[Closing, Closed] = GroupWriter(db, self._close_batch)
+        self.closing: set[int] = set()  # requests whose attempt is being recorded (not "lost" meanwhile)
+        self._site_locks: dict[int, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- context ------------------------------------------------------------------------------------------
 
     async def _context(self, request: dict[str, Any]) -> tuple[dict | None, dict | None, dict | None]:
         """The site, widget and unit of a request, from the in-memory snapshot (fresh within seconds)."""
-        snapshot = await self.snapshots.by_id(request["site_id"])
+        # One load per site at a time: when the cached snapshot expires, fifty calls must not all
+        # reload it at once (each waiting for a pooled connection).
+        lock = self._site_locks.setdefault(request["site_id"], asyncio.Lock())
+        async with lock:
+            snapshot = await self.snapshots.by_id(request["site_id"])
         if snapshot is None:
             return None, None, None
         widget = next((w for w in snapshot.widgets.values() if w["id"] == request["widget_id"]), None)
@@ -147,6 +251,7 @@ class CallbackEngine:
         state: cb.AttemptState | None = None
         op_leg: CallLeg | None = None
         client_leg: CallLeg | None = None
+        site = widget = unit = None
         try:
             site, widget, unit = await self._context(request)
             settings = (widget or {}).get("callback") or {}
@@ -162,7 +267,7 @@ class CallbackEngine:
                     result = await op_leg.ring(ring_timeout)
                     if result is RingResult.ANSWERED:
                         record.operator_answered_at = op_leg.answered_at or utcnow()
-                        await self._progress(claim, operator_phone=action.phone,
+                        self._progress(claim, record, operator_phone=action.phone,
                                              operator_answered_at=record.operator_answered_at)
                     event = cb.OperatorRang(_ring(result))
                 elif isinstance(action, cb.Announce):
@@ -183,7 +288,7 @@ class CallbackEngine:
                     result = await client_leg.ring(ring_timeout)
                     if result is RingResult.ANSWERED:
                         record.client_answered_at = client_leg.answered_at or utcnow()
-                        await self._progress(claim, client_answered_at=record.client_answered_at)
+                        self._progress(claim, record, client_answered_at=record.client_answered_at)
                     event = cb.ClientRang(_ring(result), operator_left=op_leg.is_ended)
                 elif isinstance(action, cb.Bridge):
                     assert op_leg is not None and client_leg is not None
@@ -210,7 +315,14 @@ class CallbackEngine:
                 if leg is not None and not leg.is_ended:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(leg.hangup())
-        await asyncio.shield(self.finish(claim, outcome, record))
+        record.closed = True  # no live update after this: the final write has everything
+        if record.timer is not None:
+            record.timer.cancel()
+        self.closing.add(claim.request_id)
+        try:
+            await asyncio.shield(self.finish(claim, outcome, record, site=site, widget=widget))
+        finally:
+            self.closing.discard(claim.request_id)
         return outcome
 
     @staticmethod
@@ -230,73 +342,120 @@ class CallbackEngine:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{claim.request_id}-{claim.attempt_number}.wav"
 
-    async def _progress(self, claim: Claim, **values: Any) -> None:
-        """Write what just happened to the attempt row, so the journal shows a call as it goes."""
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(update(call_attempts).where(_a.id == claim.attempt_id).values(**values))
-        except Exception:  # the final write carries the same facts; a live update may be skipped
-            log.warning("could not record progress of attempt %s", claim.attempt_id, exc_info=True)
+    def _progress(self, claim: Claim, record: AttemptRecord, **values: Any) -> None:
+        """Show what just happened in the journal: published at once, written PROGRESS_DELAY_S later.
+
+        The delay coalesces a call's quick steps and skips the write entirely for steps that the
+        attempt's final write (which carries the same facts) overtakes — on a fast line that is most
+        of them, and each saved write is a saved commit.
+        """
+        record.unsaved.update(values)
         self._publish(claim.request, cb.DIALING, claim.attempt_number)
+        if record.timer is None:
+            record.timer = asyncio.get_running_loop().call_later(
+                PROGRESS_DELAY_S, self._write_progress, claim, record)
+
+    def _write_progress(self, claim: Claim, record: AttemptRecord) -> None:
+        record.timer = None
+        values, record.unsaved = record.unsaved, {}
+        if not values or record.closed:
+            return
+        statement = update(call_attempts).where(_a.id == claim.attempt_id).values(**values)
+
+        async def write() -> None:
+            try:
+                await self.writer.submit(lambda conn: conn.execute(statement))
+            except Exception:  # the final write carries the same facts; a live update may be lost
+                log.warning("could not record progress of attempt %s", claim.attempt_id, exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- closing an attempt ----------------------------------------------------------------------------
 
-    async def finish(self, claim: Claim, outcome: str, record: AttemptRecord) -> Decision | None:
+    async def finish(self, claim: Claim, outcome: str, record: AttemptRecord, *, site: dict | None = None,
+                     widget: dict | None = None) -> Decision | None:
         """Close the attempt: outcome, minutes, next status — one transaction. None if the claim was lost."""
         now = utcnow()
         seconds = billed_seconds(record.bridged_s) if outcome == cb.CONNECTED else 0
         request = claim.request
-        _site, widget, _unit = await self._context(request)
+        if site is None:
+            site, widget, _unit = await self._context(request)
         decision = self.decide(outcome, request["attempts_made"], request, widget, now)
-        invalidate = False
-        async with self.db.write() as conn:
-            moved = await conn.execute(
-                update(callback_requests)
-                .where(_r.id == claim.request_id, _r.status == cb.DIALING, _r.claimed_by == claim.request["claimed_by"])
-                .values(**self._request_values(decision, now))
-            )
-            if moved.rowcount != 1:
-                # Our lease ran out and another worker closed this attempt as interrupted: keep its record.
-                log.warning("request %s: claim lost before attempt %s ended (%s)", claim.request_id,
-                            claim.attempt_number, outcome)
-                return None
-            await conn.execute(
-                update(call_attempts)
-                .where(_a.id == claim.attempt_id)
-                .values(
-                    ended_at=now,
-                    outcome=outcome,
-                    billed_seconds=seconds,
-                    operator_phone=record.operator_phone,
-                    operator_answered_at=record.operator_answered_at,
-                    client_answered_at=record.client_answered_at,
-                    recording_path=record.recording_path,
-                )
-            )
-            minutes = billed_minutes(seconds)
-            site = None
-            if minutes or decision.status in cb.FINAL_STATUSES:
-                query = select(sites).where(sites.c.id == request["site_id"])
-                if not self.db.is_sqlite:
-                    query = query.with_for_update()  # the balance is read, then written: lock the row
-                site = (await conn.execute(query)).mappings().first()
-            if minutes and site is not None:
-                charge = spend(site["minutes_balance"], minutes)
-                if charge.spent:
-                    await conn.execute(
-                        update(sites).where(sites.c.id == site["id"]).values(minutes_balance=charge.balance_after)
-                    )
-                    invalidate = True
-            if decision.status in cb.FINAL_STATUSES and site is not None:
-                queued = await self._enqueue_finished(conn, site, claim.request_id, now)
-            else:
-                queued = 0
-        if invalidate:
+        final = decision.status in cb.FINAL_STATUSES
+        # The snapshot says whether the site has webhooks at all: most calls then skip reading the site.
+        wants_webhooks = final and bool((site or {}).get("webhook_urls", True))
+        closed = await self.closer.submit(
+            Closing(claim, outcome, record, decision, seconds, billed_minutes(seconds), wants_webhooks, now))
+        if not closed.kept:
+            # Our lease ran out and another worker closed this attempt as interrupted: keep its record.
+            log.warning("request %s: claim lost before attempt %s ended (%s)", claim.request_id,
+                        claim.attempt_number, outcome)
+            return None
+        if closed.charged:
             self.snapshots.invalidate(request["site_id"])
-        if queued:
+        if closed.queued:
             self.on_webhooks()
         self._publish(request, decision.status, claim.attempt_number, outcome=outcome)
         return decision
+
+    async def _close_batch(self, conn: Any, items: list[Closing]) -> list[Closed]:
+        """Close many attempts with a handful of statements (executemany), whatever the batch size."""
+        ids = [c.claim.request_id for c in items]
+        query = select(_r.id, _r.claimed_by).where(_r.id.in_(ids), _r.status == cb.DIALING)
+        if not self.db.is_sqlite:
+            query = query.with_for_update()  # hold them: a recovery must not slip in before our UPDATE
+        holders = dict((await conn.execute(query)).all())
+        kept = [c for c in items if holders.get(c.claim.request_id) == c.claim.request["claimed_by"]]
+        results = {id(c): Closed(kept=False) for c in items}
+        if kept:
+            await conn.execute(
+                update(callback_requests).where(_r.id == bindparam("rid")).values(
+                    status=bindparam("st"), next_attempt_at=bindparam("nx"), finished_at=bindparam("fin"),
+                    claimed_by=None, claimed_until=None, updated_at=bindparam("now")),
+                [{"rid": c.claim.request_id, "st": c.decision.status,
+                  "nx": None if c.final else c.decision.next_attempt_at, "fin": c.now if c.final else None,
+                  "now": c.now} for c in kept],
+            )
+            await conn.execute(
+                update(call_attempts).where(_a.id == bindparam("aid")).values(
+                    ended_at=bindparam("end"), outcome=bindparam("oc"), billed_seconds=bindparam("bs"),
+                    operator_phone=bindparam("op"), operator_answered_at=bindparam("oa"),
+                    client_answered_at=bindparam("ca"), recording_path=bindparam("rp")),
+                [{"aid": c.claim.attempt_id, "end": c.now, "oc": c.outcome, "bs": c.seconds,
+                  "op": c.record.operator_phone, "oa": c.record.operator_answered_at,
+                  "ca": c.record.client_answered_at, "rp": c.record.recording_path} for c in kept],
+            )
+            for c in kept:
+                results[id(c)] = Closed(kept=True)
+        needs_site = [c for c in kept if c.minutes or c.wants_webhooks]
+        if needs_site:
+            site_ids = sorted({c.claim.request["site_id"] for c in needs_site})
+            query = select(sites).where(sites.c.id.in_(site_ids)).order_by(sites.c.id)
+            if not self.db.is_sqlite:
+                query = query.with_for_update()  # balances are read, then written: lock (in id order)
+            site_rows = {row["id"]: row for row in (await conn.execute(query)).mappings()}
+            minutes_by_site: dict[int, int] = {}
+            for c in needs_site:
+                minutes_by_site[c.claim.request["site_id"]] = (
+                    minutes_by_site.get(c.claim.request["site_id"], 0) + c.minutes)
+            for site_id, minutes in minutes_by_site.items():
+                row = site_rows.get(site_id)
+                if row is None or not minutes:
+                    continue
+                charge = spend(row["minutes_balance"], minutes)
+                if charge.spent:
+                    await conn.execute(
+                        update(sites).where(sites.c.id == site_id).values(minutes_balance=charge.balance_after))
+                    for c in needs_site:
+                        if c.claim.request["site_id"] == site_id and c.minutes:
+                            results[id(c)].charged = True
+            for c in needs_site:
+                row = site_rows.get(c.claim.request["site_id"])
+                if c.final and row is not None:
+                    results[id(c)].queued = await self._enqueue_finished(conn, row, c.claim.request_id, c.now)
+        return [results[id(c)] for c in items]
 
     @staticmethod
     def decide(outcome: str, attempts_made: int, request: dict[str, Any], widget: dict[str, Any] | None,
@@ -439,7 +598,7 @@ class Worker:
                     task.cancel()
             return 0
         self._last_renewal = time.monotonic()
-        lost = [rid for rid in ids if rid not in kept and rid in self._tasks]
+        lost = [rid for rid in ids if rid not in kept and rid in self._tasks and rid not in self.engine.closing]
         for rid in lost:
             log.warning("request %s: lease lost, hanging up", rid)
             self._tasks[rid][0].cancel()

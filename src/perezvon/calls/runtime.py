@@ -141,7 +141,7 @@ class Runtime:
             try:
                 conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(DUE_CHANNEL, lambda *_: self.worker and self.worker.wake())
                 await conn.add_listener(WEBHOOK_CHANNEL, lambda *_: self.webhooks and self.webhooks.wake())
                 self._listener = conn
