@@ -17,7 +17,7 @@ BOTTOM = 24
 TOP = 12
 
 
-def _nice_ceiling(value: float) -> float:
+def nice_ceiling(value: float) -> float:
     """A round axis maximum at or above ``value`` (1, 2, 2.5, 5 × 10^n)."""
     if value <= 0:
         return 1.0
@@ -41,7 +41,7 @@ def bar_chart(
     """One bar per value (None = no data that day, drawn as nothing). Every bar has a <title> tooltip."""
     plot_w = WIDTH - LEFT - 8
     plot_h = HEIGHT - BOTTOM - TOP
-    top_value = maximum if maximum is not None else _nice_ceiling(max((v or 0) for v in values) if values else 0)
+    top_value = maximum if maximum is not None else nice_ceiling(max((v or 0) for v in values) if values else 0)
     n = max(1, len(values))
     slot = plot_w / n
     bar_w = max(2.0, slot * 0.7)

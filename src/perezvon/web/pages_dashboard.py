@@ -13,7 +13,7 @@ from ..services.intake import site_day
 from ..store.tables import utcnow
 from . import i18n
 from .base import duration, page, render
-from .charts import bar_chart
+from .charts import bar_chart, nice_ceiling
 from .stats import daily
 
 DAYS = 30
@@ -42,6 +42,9 @@ async def dashboard(request: Request) -> Response:
     summary = await daily(request.app.state.db, [s["id"] for s in selected], zone, today, DAYS)
     t = i18n.translator(request.state.lang)
     labels = [d.day.strftime("%d.%m") for d in summary.days]
+    # Waits read best against whole minutes once they pass one (1, 2, 2.5, 5 min rather than 3.3 min).
+    longest = max((d.median_wait or 0 for d in summary.days), default=0)
+    wait_top = nice_ceiling(longest / 60) * 60 if longest >= 60 else None
     charts = [
         (
             t("chart_requests"),
@@ -72,6 +75,7 @@ async def dashboard(request: Request) -> Response:
                 title=t("chart_wait"),
                 fmt=duration,
                 axis_fmt=_short_duration,
+                maximum=wait_top,
                 css_class="c-wait",
             ),
         ),
