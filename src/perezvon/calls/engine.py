@@ -209,6 +209,7 @@ class CallbackEngine:
         self.speaker = speaker
         self.recordings_dir = Path(recordings_dir) if recordings_dir else None
         self.on_webhooks = on_webhooks or (lambda: None)
+        self.on_due: Callable[[], None] = lambda: None  # a request became due now (set by the Worker)
         self.writer: GroupWriter[Any, Any] = GroupWriter(db, _run_each)
         self.closer: GroupWriter[Closing, Closed] = GroupWriter(db, self._close_batch)
         self.closing: set[int] = set()  # requests whose attempt is being recorded (not "lost" meanwhile)
@@ -397,6 +398,8 @@ class CallbackEngine:
             self.snapshots.invalidate(request["site_id"])
         if closed.queued:
             self.on_webhooks()
+        if decision.next_attempt_at is not None and decision.next_attempt_at <= utcnow():
+            self.on_due()
         self._publish(request, decision.status, claim.attempt_number, outcome=outcome)
         return decision
 
@@ -575,11 +578,13 @@ class Worker:
             task.add_done_callback(lambda _t, rid=claim.request_id: self._done(rid))
         return len(claims)
 
+    def __post_init__(self) -> None:
+        # A redial due at once (an interrupted call) must not wait for the next timer or poll.
+        self.engine.on_due = self.wake
+
     def _done(self, request_id: int) -> None:
         self._tasks.pop(request_id, None)
         self._slot.set()
-        # The attempt may have planned a redial due at once (an interrupted call): look again.
-        self._wake.set()
 
     async def heartbeat_once(self) -> int:
         """Renew our leases; calls whose claim is no longer ours are stopped. Returns how many were lost."""

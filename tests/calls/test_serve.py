@@ -1,0 +1,43 @@
+"""``perezvon serve`` runs the worker in-process: a request made over HTTP is called back by itself."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from support import ADMIN_TOKEN, LiveServer
+
+pytestmark = pytest.mark.e2e
+
+ALWAYS = {"utcTimezone": "UTC+00:00", "hours": [{"dayOfWeek": d, "hour": h} for d in range(1, 8) for h in range(24)]}
+
+
+def test_a_request_goes_pending_dialing_completed_with_minutes_spent(live_server: LiveServer) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=live_server.base_url, headers=headers, timeout=10) as client:
+        site = client.post("/api/admin/v1/sites", json={"name": "Live", "minutesBalance": 10}).json()
+        widget = client.post(f"/api/admin/v1/sites/{site['id']}/widgets", json={
+            "routeKey": "my_form_1", "operatorPhones": ["79990000010"], "schedule": ALWAYS,
+            "callback": {"announcement": False}})
+        assert widget.status_code == 201, widget.text
+        created = client.post("/api/widget/v1/requests", json={
+            "site": site["siteKey"], "routeKey": "my_form_1", "phone": "79001234567",
+            "fields": [{"name": "Name", "value": "Ivan"}]})
+        assert created.status_code == 200, created.text
+        request_id = created.json()["callbackRequestId"]
+        seen = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # another process: the journal is all we can watch
+            got = client.get(f"/api/admin/v1/requests/{request_id}").json()
+            if not seen or seen[-1] != got["status"]:
+                seen.append(got["status"])
+            if got["status"] in ("completed", "failed"):
+                break
+            time.sleep(0.05)
+        assert seen[-1] == "completed", (seen, live_server.log())
+        assert "dialing" in seen
+        [attempt] = got["attempts"]
+        assert attempt["outcome"] == "connected" and attempt["billedSeconds"] >= 1
+        assert client.get(f"/api/admin/v1/sites/{site['id']}").json()["minutesBalance"] == 9
