@@ -71,7 +71,7 @@ def schedule_cells(values: list[Any]) -> list[dict[str, int]]:
 def widget_payload(form: Any) -> dict[str, Any]:
     """The submitted widget form in the admin API's JSON shape (also what the template re-displays)."""
     return {
-        "routeKey": form.get("routeKey", "") if isinstance(form.get("routeKey", ""), str) else "",
+        "routeKey": _text(form, "routeKey"),
         "name": _text(form, "name"),
         "enabled": checked(form, "enabled"),
         "operatorPhones": lines(form.get("operatorPhones")),

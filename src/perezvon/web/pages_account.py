@@ -71,6 +71,8 @@ async def login_submit(request: Request) -> Response:
     valid = verify_password(account["password_hash"] if account else _DUMMY_HASH, password) and account is not None
     if not valid:
         return _login_form(request, email=email, error="login_failed", status=401)
+    # A fresh id on every login (no session fixation); a session this browser already had ends here.
+    await close_session(state.db, request.cookies.get(SESSION_COOKIE))
     session_id = await open_session(state.db, account["id"])
     response = RedirectResponse(safe_next(str(form.get("next", ""))), status_code=303)
     set_session_cookie(response, request, session_id)

@@ -320,7 +320,8 @@ async def blacklist_delete(request: Request) -> Response:
     cat, who = _catalog(request), _who(request)
     entry_id = request.path_params["entry_id"]
     form = await request.form()
-    site_id = int(str(form.get("site", "0")) or 0)
+    site = str(form.get("site", ""))
+    site_id = int(site) if site.isdigit() else 0  # only where to go back to; the delete checks tenancy itself
     await cat.delete_blacklist(who, entry_id)
     return redirect(f"/sites/{site_id}/blacklist", done="deleted") if site_id else redirect("/sites")
 
