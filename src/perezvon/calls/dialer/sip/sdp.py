@@ -94,6 +94,10 @@ class Negotiated:
     direction: str
 
     @property
+    def target(self) -> tuple[str, int]:
+        return self.address, self.port
+
+    @property
     def sends_to_us(self) -> bool:
         return self.direction in ("sendrecv", "sendonly")
 
