@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..domain.errors import PublicError
+from ..domain.errors import PublicError, throttled
 from ..domain.request_rules import validate_request
 from ..services.intake import Intake
 from ..settings import Settings
@@ -54,11 +54,11 @@ async def _guarded(request: Request, handler) -> Response:  # type: ignore[no-un
         origin = request_origin(request, settings)
         retry = await intake.guard.hit_ip(origin.ip)
         if retry is not None:
-            raise PublicError(
+            raise throttled(
                 "request_throttle_count",
                 f"Too many API requests from {origin.ip}: at most {settings.ip_rate_limit} per second",
-                {"retryAfterSeconds": retry, "limitPerSecond": settings.ip_rate_limit},
-                retry_after=retry,
+                retry,
+                limitPerSecond=settings.ip_rate_limit,
             )
         payload = await read_json_object(request)
         origin = request_origin(request, settings, payload.get("sessionId"))
@@ -103,12 +103,7 @@ async def create_session(request: Request) -> Response:
         origin = request_origin(request, settings)
         retry = await intake.guard.hit_session(origin.ip)
         if retry is not None:
-            raise PublicError(
-                "request_throttle_count",
-                f"Too many tracking sessions from {origin.ip}; retry in {retry} s",
-                {"retryAfterSeconds": retry},
-                retry_after=retry,
-            )
+            raise throttled("request_throttle_count", f"Too many tracking sessions from {origin.ip}", retry)
         payload = await read_json_object(request)
         session_id = await intake.create_session(payload.get("site"), payload, origin)
         return json_response({"sessionId": session_id}, 200, headers)

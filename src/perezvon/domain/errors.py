@@ -68,6 +68,11 @@ class FieldErrors:
             raise validation_error(self)
 
 
+def throttled(kind: str, message: str, retry_after: int, **details: Any) -> PublicError:
+    """A throttle refusal: says when to retry, in the Retry-After header and in details."""
+    return PublicError(kind, message, {"retryAfterSeconds": retry_after, **details}, retry_after=retry_after)
+
+
 def validation_error(errors: FieldErrors) -> PublicError:
     names = ", ".join(f["name"] for f in errors.as_details()["fields"])
     return PublicError("validation_error", f"Invalid request data: {names}", errors.as_details())

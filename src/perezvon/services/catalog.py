@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.schedule import ALL_HOURS, offset_of_zone
@@ -84,22 +84,31 @@ class Catalog:
 
     # -- widgets ----------------------------------------------------------------------------------------
 
-    async def list_widgets(self, who: Principal, site_id: int) -> list[dict[str, Any]]:
+    # -- a site's children: widgets, units, blacklist entries --------------------------------------------
+
+    async def _children(self, who: Principal, table: Table, site_id: int) -> list[dict[str, Any]]:
         await self.get_site(who, site_id)
         async with self.db.read() as conn:
-            rows = await conn.execute(select(widgets).where(widgets.c.site_id == site_id).order_by(widgets.c.id))
+            rows = await conn.execute(select(table).where(table.c.site_id == site_id).order_by(table.c.id))
             return [dict(r) for r in rows.mappings()]
 
-    async def get_widget(self, who: Principal, widget_id: int) -> dict[str, Any]:
+    async def _child(self, who: Principal, table: Table, child_id: int, label: str) -> dict[str, Any]:
+        """One row of a site's table, if the principal owns its site; else NotFound, saying nothing more."""
         async with self.db.read() as conn:
-            row = (await conn.execute(select(widgets).where(widgets.c.id == widget_id))).mappings().first()
+            row = (await conn.execute(select(table).where(table.c.id == child_id))).mappings().first()
         if row is None:
-            raise NotFound(f"widget {widget_id}")
+            raise NotFound(f"{label} {child_id}")
         try:
             await self.get_site(who, row["site_id"])
         except NotFound:
-            raise NotFound(f"widget {widget_id}") from None
+            raise NotFound(f"{label} {child_id}") from None
         return dict(row)
+
+    async def list_widgets(self, who: Principal, site_id: int) -> list[dict[str, Any]]:
+        return await self._children(who, widgets, site_id)
+
+    async def get_widget(self, who: Principal, widget_id: int) -> dict[str, Any]:
+        return await self._child(who, widgets, widget_id, "widget")
 
     async def create_widget(self, who: Principal, site_id: int, values: dict[str, Any]) -> dict[str, Any]:
         site = await self.get_site(who, site_id)
@@ -142,21 +151,10 @@ class Catalog:
     # -- units ------------------------------------------------------------------------------------------
 
     async def list_units(self, who: Principal, site_id: int) -> list[dict[str, Any]]:
-        await self.get_site(who, site_id)
-        async with self.db.read() as conn:
-            rows = await conn.execute(select(units).where(units.c.site_id == site_id).order_by(units.c.id))
-            return [dict(r) for r in rows.mappings()]
+        return await self._children(who, units, site_id)
 
     async def get_unit(self, who: Principal, unit_id: int) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(units).where(units.c.id == unit_id))).mappings().first()
-        if row is None:
-            raise NotFound(f"unit {unit_id}")
-        try:
-            await self.get_site(who, row["site_id"])
-        except NotFound:
-            raise NotFound(f"unit {unit_id}") from None
-        return dict(row)
+        return await self._child(who, units, unit_id, "unit")
 
     async def create_unit(self, who: Principal, site_id: int, values: dict[str, Any]) -> dict[str, Any]:
         await self.get_site(who, site_id)
@@ -220,17 +218,10 @@ class Catalog:
         return len(fresh)
 
     async def delete_blacklist(self, who: Principal, entry_id: int) -> None:
-        async with self.db.read() as conn:
-            site_id = (await conn.execute(select(blacklist.c.site_id).where(blacklist.c.id == entry_id))).scalar()
-        if site_id is None:
-            raise NotFound(f"blacklist entry {entry_id}")
-        try:
-            await self.get_site(who, site_id)
-        except NotFound:
-            raise NotFound(f"blacklist entry {entry_id}") from None
+        entry = await self._child(who, blacklist, entry_id, "blacklist entry")
         async with self.db.write() as conn:
             await conn.execute(delete(blacklist).where(blacklist.c.id == entry_id))
-        self.snapshots.invalidate(site_id)
+        self.snapshots.invalidate(entry["site_id"])
 
     async def count_sites(self) -> int:
         async with self.db.read() as conn:

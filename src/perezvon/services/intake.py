@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy import text as sql_text
 
-from ..domain.errors import FieldErrors, PublicError, validation_error
+from ..domain.errors import FieldErrors, PublicError, throttled, validation_error
 from ..domain.request_rules import RequestInput, check_route_key, check_schedule_in_future, parse_schedule_time
 from ..domain.schedule import WeeklySchedule
 from ..store.db import Database
@@ -299,22 +299,20 @@ class Intake:
         user_key = f"s{session_id}" if session_id is not None else f"ip{origin.ip}"
         retry = await self.guard.hit_user_cooldown(widget["id"], user_key, widget["throttle_user_timeout_s"])
         if retry is not None:
-            raise PublicError(
+            raise throttled(
                 "request_throttle_timeout",
                 f"Too many requests from this user: wait {retry} s before the next one",
-                {"retryAfterSeconds": retry},
-                retry_after=retry,
+                retry,
             )
         retry = await self.guard.hit_phone_count(
             widget["id"], request.phone, widget["throttle_max_per_phone"], widget["throttle_period_s"]
         )
         if retry is not None:
-            raise PublicError(
+            raise throttled(
                 "request_throttle_count",
                 f"Too many requests for this phone: at most {widget['throttle_max_per_phone']} "
                 f"per {widget['throttle_period_s']} s; retry in {retry} s",
-                {"retryAfterSeconds": retry},
-                retry_after=retry,
+                retry,
             )
 
         extra = extra or {}
