@@ -238,10 +238,37 @@ def test_screenshots_of_the_main_pages(seeded: tuple[LiveServer, int, int], tmp_
         page.fill("textarea[name=phones]", "+7 900 123-45-67\n8 (903) 555-01-02\nnot a number\n79005550101")
         page.click("form.stack button[type=submit]")
         page.screenshot(path=str(out / "blacklist.png"), full_page=True)
+        page.goto(server.base_url + "/cabinet/sites")
+        page.click("text=Demo site")
+        page.click("section.card >> text=Manage >> nth=0")
+        page.fill("form.row-form:not([action*='/units/']) input[name=name]", "Support")
+        page.fill("form.row-form:not([action*='/units/']) input[name=phone]", "+7 (999) 000-00-21")
+        page.click("form.row-form:not([action*='/units/']) button[type=submit]")
+        expect(page.locator(".flash")).to_be_visible()
+        page.screenshot(path=str(out / "units.png"), full_page=True)
+        page.goto(server.base_url + "/cabinet/tokens")
+        page.fill("input[name=name]", "CRM sync")
+        page.click("form.row-form button[type=submit]")
+        expect(page.locator("#new-token")).to_be_visible()
+        page.screenshot(path=str(out / "tokens.png"), full_page=True)
+        page.goto(server.base_url + f"/cabinet/widgets/{widget_id}?lang=ru")
+        page.screenshot(path=str(out / "widget-ru.png"), full_page=True)
         page.goto(server.base_url + "/cabinet/journal?lang=ru")
         expect(page.locator("h1")).to_contain_text("Журнал заявок")
         page.screenshot(path=str(out / "journal-ru.png"), full_page=False)
         browser.close()
     assert blocked == []
-    for name in ("login", "journal", "request", "widget", "dashboard", "site", "blacklist", "journal-ru"):
+    for name in (
+        "login",
+        "journal",
+        "request",
+        "widget",
+        "dashboard",
+        "site",
+        "blacklist",
+        "units",
+        "tokens",
+        "widget-ru",
+        "journal-ru",
+    ):
         assert (out / f"{name}.png").stat().st_size > 10_000, name
