@@ -13,10 +13,13 @@ Measured per level of concurrent calls, over a window after all bridges are up:
     /proc/net/udp + the relay's own counters), and on the wire for sampled calls (tcpdump);
   * added jitter: for sampled calls, each packet's transit time through the relay (tcpdump time in
     -> out on lo) minus the call's fastest transit: the delay variation the relay introduced;
-  * the interarrival jitter at the receiving sipp, via the relay and, as a same-run baseline, with
-    sipp streaming straight to sipp (no relay) at the same number of calls.
+  * same-run baseline: sipp's own echo (C, no Python) turning the same packets around, timed the
+    same way in the same capture ("echo p99"): what the machine's scheduling costs any forwarder;
+  * the interarrival jitter at the receiving sipp ("rx dev p99"; with --direct-baseline also for sipp
+    streaming straight to sipp, "base dev"): sipp's own pacing makes both about 20 ms.
 
-Usage:  .venv/bin/python bench/sip_relay.py [--levels 50,100,150,200,250] [--seconds 8] [--uvloop]
+Usage:  .venv/bin/python bench/sip_relay.py [--levels 100,150,200,250] [--seconds 5] [--repeat 3]
+                                            [--uvloop] [--nice -10] [--direct-baseline]
 Needs sipp (Debian sip-tester), sox and tcpdump; run as a user allowed to capture on lo (root).
 Each level runs about 15 s; the whole run stays under 5 minutes. Nothing leaves 127.0.0.1.
 """
@@ -423,6 +426,9 @@ def main() -> None:
     parser.add_argument("--levels", default="50,100,150,200,250,300")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--uvloop", action="store_true", help="run the relay on uvloop instead of asyncio's loop")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per level; the median run decides")
+    parser.add_argument("--direct-baseline", action="store_true",
+                        help="also time sipp streaming straight to sipp (no relay) at each level")
     parser.add_argument("--keep", help="keep scenarios and captures in this directory")
     parser.add_argument("--nice", type=int, default=0,
                         help="CPU priority for the relay process (negative needs root), as a media server would run")
@@ -456,18 +462,23 @@ def main() -> None:
             if time.monotonic() - started > 240:
                 print("stopping: time budget (5 min) nearly spent")
                 break
-            result, _ = asyncio.run(relay_level(work, stream, calls, args.seconds))
-            result.base_dev_p99_ms = asyncio.run(baseline_level(work, stream, calls, min(args.seconds, 5.0)))
-            print(f"{result.calls:>5} {result.established:>4} {result.offered_pps:>9.0f} {result.loss:>8.4%} "
-                  f"{result.wire_loss:>9.4%} {result.transit_p50_ms:>7.2f}ms {result.added_jitter_p99_ms:>8.2f}ms "
-                  f"{result.echo_jitter_p99_ms:>7.2f}ms "
-                  f"{result.out_dev_p99_ms:>8.2f}ms {result.base_dev_p99_ms:>7.2f}ms {result.cpu:>9.0%} "
-                  f"{'yes' if result.ok else 'NO'}"
-                  + (f"  (tcpdump dropped {result.capture_drops})" if result.capture_drops else ""),
-                  flush=True)
-            # Every level runs (a shared machine's noise can fail one level and pass the next);
-            # the answer is the largest level that met the limits.
-            if result.ok:
+            runs = []
+            for _ in range(args.repeat):
+                result, _ = asyncio.run(relay_level(work, stream, calls, args.seconds))
+                if args.direct_baseline:
+                    result.base_dev_p99_ms = asyncio.run(baseline_level(work, stream, calls, min(args.seconds, 5.0)))
+                print(f"{result.calls:>5} {result.established:>4} {result.offered_pps:>9.0f} {result.loss:>8.4%} "
+                      f"{result.wire_loss:>9.4%} {result.transit_p50_ms:>7.2f}ms {result.added_jitter_p99_ms:>8.2f}ms "
+                      f"{result.echo_jitter_p99_ms:>7.2f}ms "
+                      f"{result.out_dev_p99_ms:>8.2f}ms {result.base_dev_p99_ms:>7.2f}ms {result.cpu:>9.0%} "
+                      f"{'yes' if result.ok else 'NO'}"
+                      + (f"  (tcpdump dropped {result.capture_drops})" if result.capture_drops else ""),
+                      flush=True)
+                runs.append(result)
+            # A shared machine stalls now and then (the echo column shows it): a level passes when the
+            # median run does. Every level runs; the answer is the largest level that passed.
+            runs.sort(key=lambda r: r.added_jitter_p99_ms)
+            if runs[len(runs) // 2].ok:
                 best = max(best, calls)
         print(f"largest level within limits: {best} concurrent bridged calls "
               f"({time.monotonic() - started:.0f} s total)")
