@@ -85,3 +85,18 @@ async def test_the_event_stream_carries_only_the_accounts_own_requests(cabinet):
     messages = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
     assert messages == [{"requestId": mine, "status": "dialing"}, {"requestId": mine, "status": "completed"}]
     assert bus.closed == 1  # the subscription is released when the stream ends
+
+
+async def test_an_event_stream_ends_by_itself_so_shutdowns_are_not_held_up(cabinet, monkeypatch):
+    from perezvon.calls.events import EventBus
+    from perezvon.web import pages_journal
+
+    monkeypatch.setattr(pages_journal, "STREAM_MAX_S", 0.3)
+    monkeypatch.setattr(pages_journal, "KEEPALIVE_S", 0.1)
+    bus = EventBus()
+    cabinet.state.events = bus
+    alice = await cabinet.login("alice")
+    response = await alice.get("/cabinet/journal/events")  # returns only because the stream ends
+    assert response.text.startswith("retry: 3000")
+    assert ": keep-alive" in response.text
+    assert bus.subscribers == 0

@@ -27,6 +27,9 @@ from .base import page, render, url
 PAGE_SIZE = 50
 CSV_LIMIT = 100_000
 KEEPALIVE_S = 15.0
+# uvicorn waits for open responses before it shuts down, so an endless stream would hold up every
+# restart while a journal tab is open. Each stream ends after this long; EventSource reconnects by itself.
+STREAM_MAX_S = 60.0
 FILTER_KEYS = ("site", "status", "widget", "unit", "tag", "phone", "q", "from", "to")
 
 
@@ -187,11 +190,13 @@ async def journal_events(request: Request) -> Response:
                     queue.put_nowait(None)
 
         task = asyncio.create_task(pump())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STREAM_MAX_S
         try:
             yield "retry: 3000\n\n"
-            while True:
+            while (left := deadline - loop.time()) > 0:
                 try:
-                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    event = await asyncio.wait_for(queue.get(), min(KEEPALIVE_S, left))
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
@@ -202,6 +207,8 @@ async def journal_events(request: Request) -> Response:
                     yield f"data: {json.dumps(data)}\n\n"
         finally:
             task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task  # let it unsubscribe before the response is over
 
     return StreamingResponse(
         stream(),

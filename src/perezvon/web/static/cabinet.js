@@ -86,6 +86,8 @@
         clearTimeout(debounce);
         debounce = setTimeout(refresh, 150);
       };
+      // (Re)connected: catch up on anything that changed while the stream was down.
+      source.onopen = function () { refresh(); };
       source.onerror = function () {
         // The bus went away (or the server answered 204): poll instead.
         if (source.readyState === EventSource.CLOSED) poll();
