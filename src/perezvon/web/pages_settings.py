@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import available_timezones
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -12,6 +13,7 @@ from starlette.routing import Route
 from ..api.admin_schemas import SiteIn, SitePatch, UnitIn, WidgetIn
 from ..api.resources import site_resource, widget_resource
 from ..domain.schedule import offset_of_zone
+from ..services.accounts import Principal
 from ..services.catalog import Catalog, Conflict
 from ..services.intake import site_day
 from ..store.tables import utcnow
@@ -35,7 +37,7 @@ def _catalog(request: Request) -> Catalog:
     return request.app.state.catalog
 
 
-def _who(request: Request):  # type: ignore[no-untyped-def]
+def _who(request: Request) -> Principal:
     return request.state.user.principal
 
 
@@ -176,8 +178,9 @@ async def widget_new(request: Request) -> Response:
     return _widget_form(request, site, widget_defaults(offset_of_zone(site["timezone"])), {})
 
 
-def _widget_values(body: WidgetIn) -> dict[str, Any]:
+def _widget_values(body: BaseModel) -> dict[str, Any]:
     values = body.model_dump()
+    assert isinstance(body, WidgetIn)
     values["callback"] = body.callback.model_dump(by_alias=True)  # stored camelCase, like the API stores it
     return values
 
@@ -190,7 +193,7 @@ async def widget_create(request: Request) -> Response:
     body, errors = validate(WidgetIn, payload)
     if body is not None:
         try:
-            row = await cat.create_widget(who, site["id"], _widget_values(body))  # type: ignore[arg-type]
+            row = await cat.create_widget(who, site["id"], _widget_values(body))
             return redirect(f"/widgets/{row['id']}", done="saved")
         except Conflict:
             errors = {"routeKey": ["conflict_route_key"]}
@@ -216,7 +219,7 @@ async def widget_update(request: Request) -> Response:
     body, errors = validate(WidgetIn, payload)
     if body is not None:
         try:
-            await cat.update_widget(who, row["id"], _widget_values(body))  # type: ignore[arg-type]
+            await cat.update_widget(who, row["id"], _widget_values(body))
             return redirect(f"/widgets/{row['id']}", done="saved")
         except Conflict:
             errors = {"routeKey": ["conflict_route_key"]}
