@@ -229,3 +229,24 @@ def test_without_an_event_bus_the_journal_polls(tmp_path: Path, browser: Browser
         context.close()
     finally:
         stop_server(server)
+
+
+def test_the_schedule_grid_is_plain_checkboxes_without_javascript(demo_server: LiveServer, browser: Browser) -> None:
+    context = browser.new_context(java_script_enabled=False, locale="en-US")
+    page = context.new_page()
+    log_in(page, demo_server.base_url)
+    page.goto(demo_server.base_url + "/cabinet/sites")
+    page.click("text=Demo site")
+    page.click("text=+ New widget")
+    expect(page.locator(".schedule-tools")).to_be_hidden()  # the fill buttons need the script
+    page.fill("input[name=routeKey]", "no_js_form")
+    box = page.locator('input[value="6-11"]')
+    expect(box).to_be_visible()
+    box.check()
+    page.locator('input[value="1-9"]').uncheck()
+    page.click("#widget-form button[type=submit]")
+    expect(page.locator(".flash")).to_have_text("Saved.")
+    expect(page.locator('input[value="6-11"]')).to_be_checked()
+    expect(page.locator('input[value="1-9"]')).not_to_be_checked()
+    expect(page.locator('input[value="1-10"]')).to_be_checked()  # the default Mon–Fri 9–18 otherwise kept
+    context.close()
