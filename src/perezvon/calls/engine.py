@@ -68,6 +68,24 @@ def trunk_of_site(site: dict[str, Any] | None) -> Trunk | None:
     )
 
 
+_schedules: dict[int, tuple[Any, WeeklySchedule]] = {}
+
+
+def schedule_of(widget: dict[str, Any]) -> WeeklySchedule:
+    """The widget's schedule, parsed once per snapshot of the widget (168 cells: not per call)."""
+    cached = _schedules.get(widget["id"])
+    # Identity, not equality: a reloaded snapshot brings new objects, and the cache keeps the old
+    # one alive, so an id() can never be reused under us.
+    if cached is not None and cached[0] is widget["schedule_hours"] and \
+            cached[1].utc_timezone == widget["schedule_timezone"]:
+        return cached[1]
+    schedule = WeeklySchedule.build(widget["schedule_timezone"], (tuple(c) for c in widget["schedule_hours"]))
+    if len(_schedules) > 10_000:
+        _schedules.clear()
+    _schedules[widget["id"]] = (widget["schedule_hours"], schedule)
+    return schedule
+
+
 def _ring(result: RingResult) -> cb.Ring:
     return cb.Ring(result.value)
 
@@ -463,10 +481,7 @@ class CallbackEngine:
     @staticmethod
     def decide(outcome: str, attempts_made: int, request: dict[str, Any], widget: dict[str, Any] | None,
                now: datetime) -> Decision:
-        schedule = None
-        if widget is not None:
-            schedule = WeeklySchedule.build(widget["schedule_timezone"],
-                                            (tuple(c) for c in widget["schedule_hours"]))
+        schedule = schedule_of(widget) if widget is not None else None
         return after_attempt(
             outcome,
             attempts_made,
