@@ -377,9 +377,8 @@ class SipLeg(CallLeg):
         self._dialer._start_client(bye, self._in_dialog_dest(), self.dialog.transport, on_event)
 
     def _sdp(self, codecs: tuple[int, ...], direction: str = "sendrecv") -> bytes:
-        assert self._rtp is not None and self._rtp.transport is not None
-        host = self._rtp.transport.get_extra_info("sockname")[0]
-        body = build_sdp(host, self._rtp.port, session_id=self._sdp_session, version=self._sdp_version,
+        assert self._rtp is not None
+        body = build_sdp(self._rtp.host, self._rtp.port, session_id=self._sdp_session, version=self._sdp_version,
                          codecs=codecs, direction=direction)
         self._sdp_version += 1
         return body
