@@ -83,8 +83,10 @@
       var source = new EventSource(eventsUrl);
       var debounce = null;
       source.onmessage = function () {
+        // Coalesce a call's bursts of events; the engine publishes progress up to 0.2 s before it
+        // writes it, so wait a little longer than that before re-reading.
         clearTimeout(debounce);
-        debounce = setTimeout(refresh, 150);
+        debounce = setTimeout(refresh, 350);
       };
       // (Re)connected: catch up on anything that changed while the stream was down.
       source.onopen = function () { refresh(); };
