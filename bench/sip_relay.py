@@ -195,8 +195,16 @@ def start_sipp(work: Path, scenario: str, name: str, *extra: str) -> tuple[subpr
     proc = subprocess.Popen(
         ["sipp", "-sf", str(path), "-i", HOST, "-mi", HOST, "-p", str(port), "-nostdin", "-nd",
          "-max_socket", "4096", "-rtp_buffsize", "1048576", "-rtp_threadtasks", str(THREAD_TASKS), *extra],
-        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=_default_priority)
     return proc, port
+
+
+def _default_priority() -> None:
+    """In sipp's child process: back to normal scheduling, so only the relay gets --nice/--realtime."""
+    if os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    os.setpriority(os.PRIO_PROCESS, 0, 0)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -218,7 +226,7 @@ class Capture:
         flt = "udp and (" + " or ".join(f"port {p}" for p in ports) + ")"
         self.proc = subprocess.Popen(
             ["tcpdump", "-i", "lo", "-nn", "-s", "96", "-B", "65536", "-w", str(path), flt],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_default_priority)
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()  # "listening on lo": the capture is armed
         if "listening" not in line:
@@ -403,7 +411,8 @@ async def baseline_level(work: Path, stream: Path, calls: int, seconds: float) -
         ["sipp", "-sf", str(uac_path), f"{HOST}:{vis_port}", "-i", HOST, "-mi", HOST, "-p", str(free_port()),
          "-m", str(calls), "-l", str(calls), "-r", "200", "-nostdin", "-nd", "-max_socket", "4096",
          "-mp", str(free_port(4)), "-rtp_threadtasks", str(THREAD_TASKS), "-s", "79990000000"],
-        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=_default_priority)
     try:
         await asyncio.sleep(calls / 200 + 1.5)  # all calls up and streaming
         capture = Capture(work / f"base-{calls}.pcap", [media])
@@ -432,9 +441,14 @@ def main() -> None:
     parser.add_argument("--keep", help="keep scenarios and captures in this directory")
     parser.add_argument("--nice", type=int, default=0,
                         help="CPU priority for the relay process (negative needs root), as a media server would run")
+    parser.add_argument("--realtime", action="store_true",
+                        help="run the relay under SCHED_FIFO (root), as FreeSWITCH's -rp does for media")
     args = parser.parse_args()
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+    if args.realtime:
+        # Only this process: the sipp children are started with the default policy (see start_sipp).
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
     for tool in ("sipp", "sox", "tcpdump"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed")
@@ -454,6 +468,7 @@ def main() -> None:
         print(f"SIP relay benchmark: {os.cpu_count()} CPUs, loop={'uvloop' if args.uvloop else 'asyncio'}, "
               f"{args.seconds:.0f} s window per level, limits loss < {LOSS_LIMIT:.1%}, "
               f"added jitter p99 < {JITTER_LIMIT_MS:.0f} ms; nice {args.nice}; "
+              f"{'SCHED_FIFO' if args.realtime else 'normal scheduling'}; "
               f"load average before: {os.getloadavg()[0]:.2f}")
         print(f"{'calls':>5} {'up':>4} {'pkt/s in':>9} {'loss':>8} {'wire loss':>9} {'added p50':>9} "
               f"{'added p99':>10} {'echo p99':>9} {'rx dev p99':>10} {'base dev':>9} {'relay CPU':>9} ok")
