@@ -370,9 +370,12 @@ def main() -> int:
         for worker in modes:
             mode = f"perezvon serve, PEREZVON_RUN_WORKER={'true' if worker else 'false'}"
             print(f"\n{mode}", flush=True)
+            load_before = os.getloadavg()[0]
             results = run_mode(worker, args, Path(tmp))
             failed = failed or any(r.errors for r in results)
-            report += [""] + summarise(mode, results, args.endpoints)
+            # Other work on the box moves both servers' figures; say how busy it was, so a reader can judge.
+            load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+            report += [""] + summarise(f"{mode} ({load})", results, args.endpoints)
     print("\n".join(report))
     if failed:
         print("\nsome runs had errors (non-2xx answers or socket errors): the figures above are not valid")
