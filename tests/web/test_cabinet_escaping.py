@@ -107,3 +107,11 @@ async def test_a_hostile_query_string_is_not_reflected_raw(cabinet, hostile):
         assert_inert(response.text)
     login = await cabinet.new_client().get("/cabinet/login", params={"next": '"><script>x</script>'})
     assert "<script>x" not in login.text
+
+
+async def test_a_hostile_unknown_path_is_not_reflected_raw(cabinet):
+    client = await cabinet.login("alice")
+    response = await client.get("/cabinet/%22%3E%3Cscript%3Ewindow.__pwned=1%3C/script%3E")
+    assert response.status_code == 404
+    assert_inert(response.text)
+    assert "content-security-policy" in response.headers
