@@ -84,7 +84,12 @@ class GroupCommit:
         self._flusher: asyncio.Task[None] | None = None
 
     async def insert(self, values: dict[str, Any]) -> int:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._flusher is not None and self._flusher.get_loop() is not loop:
+            # Left over from an event loop that is gone (tests run one per test): it will never run again.
+            self._flusher = None
+            self._queue = [(v, f) for v, f in self._queue if f.get_loop() is loop]
+        future: asyncio.Future[int] = loop.create_future()
         self._queue.append((values, future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())

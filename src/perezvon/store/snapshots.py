@@ -59,7 +59,8 @@ class SnapshotCache:
                 self._by_key.clear()  # unknown keys must not grow memory without bound
             return cached  # type: ignore[return-value]
         loading = self._loading.get(site_key)
-        if loading is None:
+        # A load left over from another event loop (tests run one per test) cannot be awaited from this one.
+        if loading is None or loading.get_loop() is not asyncio.get_running_loop():
             loading = asyncio.ensure_future(self._load_and_keep(site_key, self._generation))
             self._loading[site_key] = loading
             loading.add_done_callback(lambda done: self._forget_load(site_key, done))
