@@ -150,6 +150,7 @@ def run_engine(workdir: Path, n: int, window: float, concurrency: int) -> tuple[
                             "ON r.id = a.request_id WHERE a.number = 1").fetchall()
         statuses = dict(conn.execute("SELECT status, count(*) FROM callback_requests GROUP BY status").fetchall())
     print(f"  statuses after the run: {statuses}")
+    rows.sort()
     return [(stamp(started) - stamp(due)).total_seconds() for due, started in rows], samples
 
 
@@ -204,6 +205,9 @@ def main() -> None:
     for name, values in (("bare claimer (baseline)", bare), ("perezvon worker", lateness)):
         print(f"{name:26}{len(values):>8}{pct(values, 50) * 1000:>10.1f}{pct(values, 99) * 1000:>10.1f}"
               f"{max(values) * 1000:>10.1f}")
+    tenth = max(1, len(lateness) // 10)
+    slices = [lateness[i:i + tenth] for i in range(0, len(lateness), tenth)][:10]
+    print("engine p99 ms per tenth of the window: " + " ".join(f"{pct(x, 99) * 1000:.0f}" for x in slices))
     ratio = pct(lateness, 99) / max(pct(bare, 99), 1e-3)
     print(f"ratio p99 engine / bare: {ratio:.1f}")
     if samples:
