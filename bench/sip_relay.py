@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import random
 import shutil
@@ -55,6 +56,18 @@ SAMPLE_CALLS = 12
 # sipp's rtp_stream sends for this many calls per thread at the same instant; real phones are not in
 # lock-step, so a few calls per thread spreads the packets the way independent phones would.
 THREAD_TASKS = 4
+GC_PAUSES: list[float] = []  # ms, every collection while a window is open
+_gc_started = [0.0]
+
+
+def _gc_watch(phase: str, info: dict) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        GC_PAUSES.append((time.perf_counter() - _gc_started[0]) * 1000)
+
+
+gc.callbacks.append(_gc_watch)
 
 SDP = """v=0
 o=sipp 1 1 IN IP4 [local_ip]
@@ -299,6 +312,7 @@ class Result:
     base_dev_p99_ms: float
     cpu: float
     capture_drops: int
+    gc_max_ms: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -335,8 +349,10 @@ async def relay_level(work: Path, stream: Path, calls: int, seconds: float) -> t
                     sum(leg.packets_not_relayed for leg in legs), kernel_drops(ports))
 
         before, cpu0, t0 = snapshot(), time.process_time(), time.monotonic()
+        GC_PAUSES.clear()
         await asyncio.sleep(seconds)
         after, cpu1, t1 = snapshot(), time.process_time(), time.monotonic()
+        gc_max = max(GC_PAUSES, default=0.0)
         capture_drops = capture.stop()
         capture = None
         received = after[0] - before[0]
@@ -386,7 +402,7 @@ async def relay_level(work: Path, stream: Path, calls: int, seconds: float) -> t
             wire_loss=wire_lost / max(1, wire_in), transit_p50_ms=pct(raw_transit, 0.5),
             added_jitter_p99_ms=pct(raw_transit, 0.99), echo_jitter_p99_ms=pct(echo_transit, 0.99),
             out_dev_p99_ms=pct(out_dev, 0.99), base_dev_p99_ms=float("nan"),
-            cpu=(cpu1 - cpu0) / (t1 - t0), capture_drops=capture_drops)
+            cpu=(cpu1 - cpu0) / (t1 - t0), capture_drops=capture_drops, gc_max_ms=gc_max)
         for task in bridges:
             task.cancel()
         await asyncio.gather(*(leg.hangup() for leg in legs), return_exceptions=True)
@@ -471,7 +487,7 @@ def main() -> None:
               f"{'SCHED_FIFO' if args.realtime else 'normal scheduling'}; "
               f"load average before: {os.getloadavg()[0]:.2f}")
         print(f"{'calls':>5} {'up':>4} {'pkt/s in':>9} {'loss':>8} {'wire loss':>9} {'added p50':>9} "
-              f"{'added p99':>10} {'echo p99':>9} {'rx dev p99':>10} {'base dev':>9} {'relay CPU':>9} ok")
+              f"{'added p99':>10} {'echo p99':>9} {'rx dev p99':>10} {'base dev':>9} {'relay CPU':>9} {'gc max':>7} ok")
         best = 0
         for calls in levels:
             if time.monotonic() - started > 240:
@@ -486,7 +502,7 @@ def main() -> None:
                       f"{result.wire_loss:>9.4%} {result.transit_p50_ms:>7.2f}ms {result.added_jitter_p99_ms:>8.2f}ms "
                       f"{result.echo_jitter_p99_ms:>7.2f}ms "
                       f"{result.out_dev_p99_ms:>8.2f}ms {result.base_dev_p99_ms:>7.2f}ms {result.cpu:>9.0%} "
-                      f"{'yes' if result.ok else 'NO'}"
+                      f"{result.gc_max_ms:>5.1f}ms {'yes' if result.ok else 'NO'}"
                       + (f"  (tcpdump dropped {result.capture_drops})" if result.capture_drops else ""),
                       flush=True)
                 runs.append(result)
