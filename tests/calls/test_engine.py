@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -44,7 +45,8 @@ async def test_it_calls_back_connects_bills_and_lowers_the_balance(engine_factor
         assert attempt["outcome"] == "connected"
         assert attempt["operatorPhone"] == "79990000010"
         assert attempt["billedSeconds"] == 1  # 0.6 s bridged, rounded up to a whole second
-        assert attempt["startedAt"] <= attempt["operatorAnsweredAt"] <= attempt["clientAnsweredAt"] <= attempt["endedAt"]
+        moments = ["startedAt", "operatorAnsweredAt", "clientAnsweredAt", "endedAt"]
+        assert [attempt[m] for m in moments] == sorted(attempt[m] for m in moments)
         assert got["finishedAt"] is not None and got["nextAttemptAt"] is None
         after = await eng.admin.get(f"/sites/{site['id']}")
         assert after["minutesBalance"] == site["minutesBalance"] - 1
@@ -171,3 +173,40 @@ async def test_a_site_at_zero_follows_its_policy(engine_factory, policy: str) ->
             attempts = (await conn.execute(select(call_attempts.c.request_id))).scalars().all()
         assert balance == (0 if policy == "finish" else 4)
         assert sorted(attempts) == sorted([first, late])
+
+
+async def test_operator_confirmation_and_announcement_are_played_to_the_operator(engine_factory) -> None:
+    async with engine_factory() as eng:
+        site, _ = await provision(eng, operatorConfirm=True, language="en")
+        with eng.bus.subscribe() as events:
+            rid = await eng.create("my_form_1", "79001234567", site["siteKey"],
+                                   fields=[{"name": "Name", "value": "Ivan"}])
+            assert (await eng.wait_final(events, {rid})) == {rid: "completed"}
+        operator = next(leg for leg in eng.dialer.legs if leg.number == "79990000010")
+        [played] = operator.played
+        # Silence as long as "Callback request from the site Test site. Name: Ivan. Press 1 to accept the call."
+        assert 4.0 < played.seconds < 8.0
+
+
+async def test_a_call_whose_claim_was_taken_over_is_hung_up_and_not_recorded_twice(engine_factory) -> None:
+    async with engine_factory(talk_s=30) as eng:
+        site, _ = await provision(eng, announcement=False)
+        with eng.bus.subscribe() as events:
+            rid = await eng.create("my_form_1", "79001234567", site["siteKey"])
+            while (await events.next(10)) != {"requestId": rid, "siteId": site["id"], "status": "dialing",
+                                              "attempt": 1} or not eng.dialer.legs[-1].answered_at:
+                pass
+        worker = eng.runtime.worker
+        assert worker.in_hand == 1
+        # Another worker recovered it (as if our lease had run out while we were cut off from the database).
+        async with eng.db.write() as conn:
+            await conn.execute(update(callback_requests).where(callback_requests.c.id == rid)
+                               .values(claimed_by="someone-else"))
+        assert await worker.heartbeat_once() == 1
+        task = next(iter(worker._tasks.values()))[0] if worker._tasks else None
+        if task is not None:
+            await asyncio.wait_for(asyncio.shield(task), 5)
+        assert worker.in_hand == 0
+        assert all(leg.is_ended for leg in eng.dialer.legs)  # hung up, not left talking
+        got = await eng.request(rid)
+        assert got["status"] == "dialing" and got["attempts"][0]["endedAt"] is None  # the new owner's to close

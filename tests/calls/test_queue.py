@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from perezvon.calls.queue import DueQueue
@@ -68,3 +69,40 @@ async def test_leases_renew_for_their_owner_only_and_expire(database_url: str) -
         assert {r["id"] for r in expired} == ids
     finally:
         await db.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_request_written_by_another_process_wakes_the_worker_through_notify(database_url: str) -> None:
+    """The safety poll is made very slow: only LISTEN/NOTIFY can explain a prompt claim."""
+    from dataclasses import replace
+
+    from perezvon.calls.dialer.simulated import SimulatedDialer
+    from perezvon.calls.engine import silent_speaker
+    from perezvon.calls.runtime import Runtime
+    from perezvon.store.snapshots import SnapshotCache
+    from support import make_settings
+
+    db = Database(database_url)
+    other = Database(database_url)  # "another process": its own connections, no in-process hook
+    runtime = Runtime(db, SnapshotCache(db), replace(make_settings(database_url)),
+                      dialer=SimulatedDialer(0.01, 0.01, 0), speaker=silent_speaker)
+    try:
+        site_id, _ = await seed(other, 0)
+        async with other.read() as conn:
+            from perezvon.store.tables import widgets
+
+            widget_id = (await conn.execute(select(widgets.c.id).where(widgets.c.site_id == site_id))).scalar()
+        await runtime.start()
+        runtime.worker.poll_s = 3600
+        with runtime.bus.subscribe() as events:
+            await asyncio.wait_for(runtime.listening.wait(), 10)
+            [rid] = await add_requests(other, site_id, widget_id, 1)
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            event = await events.next(1.5)  # the first poll would come only after 2 s (POLL_S)
+            assert event["requestId"] == rid and event["status"] == "dialing"
+            assert loop.time() - began < 1.0
+    finally:
+        await runtime.stop(grace=5)
+        await db.dispose()
+        await other.dispose()

@@ -123,7 +123,7 @@ async def test_sigterm_finishes_the_calls_in_hand_then_exits(sqlite_url: str) ->
         assert len(attempts) == 4
         # 1 s of talk plus scheduling: whole seconds are rounded up.
         assert all(a[0]["outcome"] == "connected" and a[0]["billed_seconds"] in (1, 2) for a in attempts.values())
-        counts = status_counts((await poll(db, STATUS_QUERY, lambda v: True, 0)))
+        counts = status_counts(await poll(db, STATUS_QUERY, lambda v: True, 0))
         assert counts == {"completed": 4, "pending": 2}  # the two not yet claimed wait for the next worker
     finally:
         if worker.process.returncode is None:

@@ -75,6 +75,7 @@ class Runtime:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _listener: Any = None
     _created: set[asyncio.Task[Any]] = field(default_factory=set)
+    listening: asyncio.Event = field(default_factory=asyncio.Event)  # LISTEN is up (PostgreSQL)
 
     async def start(self) -> Runtime:
         if self.dialer is None:
@@ -145,10 +146,12 @@ class Runtime:
                 await conn.add_listener(DUE_CHANNEL, lambda *_: self.worker and self.worker.wake())
                 await conn.add_listener(WEBHOOK_CHANNEL, lambda *_: self.webhooks and self.webhooks.wake())
                 self._listener = conn
+                self.listening.set()
                 delay = 1.0
                 if self.worker is not None:
                     self.worker.wake()  # anything announced while we were not listening
                 await lost.wait()
+                self.listening.clear()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
