@@ -50,6 +50,10 @@ class UdpTransport(asyncio.DatagramProtocol):
             # A message that parsed but lacks what its handler needs (e.g. a bad CSeq in a reply).
             self.dropped += 1
             log.info("dropped SIP message from %s:%s: %s", addr[0], addr[1], exc)
+        except Exception:
+            # A bug in handling one message must not take down the socket every call depends on.
+            self.dropped += 1
+            log.exception("failed to handle SIP message from %s:%s", addr[0], addr[1])
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and friends: the transaction times out on its own.
@@ -94,6 +98,9 @@ class _TcpConnection(asyncio.Protocol):
             except SipParseError as exc:
                 self.owner.dropped += 1
                 log.info("dropped SIP message from %s:%s: %s", self.peer[0], self.peer[1], exc)
+            except Exception:
+                self.owner.dropped += 1
+                log.exception("failed to handle SIP message from %s:%s", self.peer[0], self.peer[1])
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.peer and self.owner._connections.get(self.peer) is self:
@@ -209,7 +216,10 @@ class RtpSocket:
                 # e.g. ECONNREFUSED after an ICMP port-unreachable for something we sent: the far
                 # end's port closed; the call ends by signalling, not here.
                 continue
-            on_packet(data, addr)
+            try:
+                on_packet(data, addr)
+            except Exception:  # one bad packet must not stop the leg's media
+                log.exception("failed to handle an RTP packet from %s:%s", addr[0], addr[1])
 
     def send(self, data: bytes, addr: Address) -> None:
         try:
