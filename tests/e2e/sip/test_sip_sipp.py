@@ -52,9 +52,10 @@ async def test_no_answer_cancels_after_ring_timeout(sipp) -> None:
         await dialer.close()
 
 
-async def test_digest_challenge_is_answered(sipp) -> None:
-    peer = await sipp("auth.xml")
-    dialer, leg, result = await dial(peer.port, username="alice", password="s3cret")
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_digest_challenge_is_answered(sipp, transport: str) -> None:
+    peer = await sipp("auth.xml", transport="u1" if transport == "udp" else "t1")
+    dialer, leg, result = await dial(peer.port, transport=transport, username="alice", password="s3cret")
     try:
         assert result is RingResult.ANSWERED, leg.final_status
         assert leg.media is not None and leg.media.codec == 8  # sipp answered PCMA only
@@ -84,9 +85,10 @@ async def test_no_credentials_means_rejected_not_a_loop(sipp) -> None:
         await dialer.close()
 
 
-async def test_bye_from_the_far_end_ends_the_leg(sipp) -> None:
-    peer = await sipp("bye.xml")
-    dialer, leg, result = await dial(peer.port)
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_bye_from_the_far_end_ends_the_leg(sipp, transport: str) -> None:
+    peer = await sipp("bye.xml", transport="u1" if transport == "udp" else "t1")
+    dialer, leg, result = await dial(peer.port, transport=transport)
     try:
         assert result is RingResult.ANSWERED
         assert await leg.wait_ended(10)
