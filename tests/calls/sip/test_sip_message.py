@@ -164,3 +164,32 @@ def test_make_response_echoes_the_transaction_headers_and_adds_our_tag() -> None
         b"To: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
     assert isinstance(options, SipRequest)
     assert make_response(options, 200, to_tag="ours").to_addr.tag == "ours"
+
+
+TORTURE = DATA / "torture"  # RFC 4475 messages (Content-Length fitted where the body was retyped)
+
+
+def test_rfc4475_wsinv_whitespace_and_folding_everywhere() -> None:
+    msg = parse_message((TORTURE / "valid_wsinv.sip").read_bytes())
+    assert isinstance(msg, SipRequest)
+    assert msg.cseq == (9, "INVITE")
+    assert msg.to_addr.tag == "1918181833n"
+    assert msg.from_addr.tag == "98asjd8"
+    assert (msg.top_via.transport, msg.top_via.host, msg.top_via.branch) == ("UDP", "192.0.2.2", "390skdjuw")
+    vias = [Via.parse(v) for v in msg.headers.get_all("Via")]
+    assert [(v.transport, v.host, v.branch) for v in vias] == [
+        ("UDP", "192.0.2.2", "390skdjuw"), ("TCP", "spindle.example.com", "z9hG4bK9ikj8"),
+        ("UDP", "192.168.255.111", "z9hG4bK30239")]
+    assert msg.headers.get("NewFangledHeader") == "newfangled value continued newfangled value"
+    assert msg.body.startswith(b"v=0") and msg.body.endswith(b"a=rtpmap:31 LPC\r\n")
+    assert parse_message(msg.encode()).cseq == (9, "INVITE")  # what we write back parses the same
+
+
+@pytest.mark.parametrize(
+    ("name", "defect"),
+    [("invalid_ncl", "bad Content-Length"), ("invalid_badvers", "unsupported version"),
+     ("invalid_insuf", "missing Call-ID"), ("invalid_clerr", "Content-Length says 9999")],
+)
+def test_rfc4475_invalid_messages_are_refused(name: str, defect: str) -> None:
+    with pytest.raises(SipParseError, match=defect):
+        parse_message((TORTURE / f"{name}.sip").read_bytes())

@@ -369,6 +369,9 @@ class NameAddr:
         return f"{display}<{self.uri}>{params}"
 
 
+_VIA = re.compile(r"^\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9-]+)\s+([^;]+?)\s*(?:;(.*))?$", re.S | re.I)
+
+
 @dataclass
 class Via:
     transport: str
@@ -378,14 +381,13 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
-        proto, _, rest = text.strip().partition(" ")
-        bits = proto.split("/")
-        if len(bits) != 3:
+        # Whitespace is allowed around the slashes and before parameters (RFC 4475 "wsinv").
+        match = _VIA.match(text)
+        if not match:
             raise SipParseError(f"bad Via {text[:60]!r}")
-        sent_by, _, params = rest.strip().partition(";")
-        sent_by = sent_by.strip()
-        host, port = split_hostport(sent_by)
-        return cls(bits[2].upper(), host, port, parse_params(params))
+        transport, sent_by, params = match.groups()
+        host, port = split_hostport(re.sub(r"\s+", "", sent_by))
+        return cls(transport.upper(), host, port, parse_params(params or ""))
 
     @property
     def branch(self) -> str:
