@@ -109,6 +109,10 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
             from .calls.runtime import start_in_process  # the engine is optional for API-only processes
 
             worker = await start_in_process(app.state)
+        else:
+            from .calls.runtime import attach_api_hooks  # request.created webhooks, sent by the workers
+
+            worker = attach_api_hooks(app.state)
         try:
             yield
         finally:

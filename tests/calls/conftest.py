@@ -76,6 +76,8 @@ def engine_factory(database_url: str) -> Callable[..., Any]:
             await runtime.start()
             state.events = runtime.bus
             state.worker = runtime
+            # The app without a worker hooked its API-only request.created queueing; the runtime does that.
+            state.intake.on_created.clear()
             state.intake.on_created.append(runtime.on_created)
             transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
             try:

@@ -131,3 +131,22 @@ async def test_cancelling_needs_a_pending_request_and_respects_tenancy(engine_fa
         again = await eng.client.post(f"/api/admin/v1/requests/{rid}/cancel", headers=eng.admin.headers)
         assert again.status_code == 409
         assert (await eng.request(rid))["status"] == "cancelled"
+
+
+async def test_an_api_only_process_still_queues_request_created(app_client, admin) -> None:
+    site, _ = await admin.site_with_widget(operatorPhones=["79990000010"], schedule=ALWAYS)
+    await admin.patch(f"/sites/{site['id']}", {"webhookUrls": ["http://127.0.0.1:9/hook"]})
+    other, _ = await admin.site_with_widget(operatorPhones=["79990000010"], schedule=ALWAYS)  # no webhooks
+    created = []
+    for key in (site["siteKey"], other["siteKey"], site["siteKey"]):
+        response = await app_client.post("/api/widget/v1/requests", json={
+            "site": key, "routeKey": "my_form_1", "phone": "79001234567", "fields": []})
+        assert response.status_code == 200, response.text
+        created.append(response.json()["callbackRequestId"])
+    hook = app_client.app.state.intake.on_created[0]
+    await hook.stop()  # the hook queues after the commit, in the background: wait for it
+    log = await admin.get(f"/sites/{site['id']}/webhook-deliveries")
+    assert sorted(d["requestId"] for d in log["items"]) == sorted([created[0], created[2]])
+    assert {d["event"] for d in log["items"]} == {"request.created"}
+    assert {d["status"] for d in log["items"]} == {"pending"}  # a worker sends them
+    assert (await admin.get(f"/sites/{other['id']}/webhook-deliveries"))["total"] == 0

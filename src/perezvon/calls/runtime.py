@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,6 +61,74 @@ def _rendered_speaker() -> Speaker:
     return speak
 
 
+class CreatedWebhooks:
+    """Queues ``request.created`` webhooks after accepted requests' commits (an Intake hook).
+
+    Used by the worker runtime and, in API-only processes, on its own: the deliveries it writes are
+    sent by whichever worker runs (woken by NOTIFY on PostgreSQL, by its poll on SQLite). Requests
+    accepted in one burst are looked at together: one read finds their sites, and only sites with
+    webhook URLs (per the cached snapshot) cost a write.
+    """
+
+    def __init__(self, db: Database, snapshots: SnapshotCache, on_queued: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.snapshots = snapshots
+        self.on_queued = on_queued or (lambda: None)
+        self._pending: list[int] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def __call__(self, request_id: int, due_at: datetime) -> None:
+        self._pending.append(request_id)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the rest of this burst's commits add their ids
+        while self._pending:
+            ids, self._pending = self._pending, []
+            try:
+                await self.queue(ids)
+            except Exception:
+                log.exception("could not queue request.created webhooks for requests %s", ids[:20])
+
+    async def queue(self, request_ids: list[int]) -> int:
+        from sqlalchemy import select
+
+        from ..api.resources import request_resource
+        from ..store.tables import callback_requests, sites, utcnow
+        from .webhooks import CREATED, enqueue
+
+        async with self.db.read() as conn:
+            site_of = dict((await conn.execute(select(callback_requests.c.id, callback_requests.c.site_id)
+                                               .where(callback_requests.c.id.in_(request_ids)))).all())
+        wanted = []
+        for site_id in set(site_of.values()):
+            snapshot = await self.snapshots.by_id(site_id)
+            if snapshot is not None and snapshot.site["webhook_urls"]:
+                wanted.append(site_id)
+        ids = [rid for rid in request_ids if site_of.get(rid) in wanted]
+        if not ids:
+            return 0
+        queued = 0
+        async with self.db.write() as conn:
+            rows = (await conn.execute(select(callback_requests).where(callback_requests.c.id.in_(ids))
+                                       .order_by(callback_requests.c.id))).mappings().all()
+            site_rows = {r["id"]: r for r in (await conn.execute(
+                select(sites).where(sites.c.id.in_(wanted)))).mappings()}
+            now = utcnow()
+            for row in rows:
+                site = site_rows.get(row["site_id"])
+                if site is not None:
+                    queued += await enqueue(conn, site, CREATED, request_resource(row, []), now)
+        if queued:
+            self.on_queued()
+        return queued
+
+    async def stop(self) -> None:
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.wait([self._flusher], timeout=5)
+
+
 @dataclass
 class Runtime:
     """The worker and its helpers, started together and stopped together."""
@@ -74,7 +143,7 @@ class Runtime:
     webhooks: WebhookSender | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _listener: Any = None
-    _created: set[asyncio.Task[Any]] = field(default_factory=set)
+    _created: CreatedWebhooks | None = None
     listening: asyncio.Event = field(default_factory=asyncio.Event)  # LISTEN is up (PostgreSQL)
 
     async def start(self) -> Runtime:
@@ -106,39 +175,9 @@ class Runtime:
         """Intake hook: wake the worker, and queue ``request.created`` webhooks (after the commit)."""
         if self.worker is not None:
             self.worker.wake()
-        task = asyncio.get_running_loop().create_task(self._created_webhooks(request_id))
-        self._created.add(task)
-        task.add_done_callback(self._created.discard)
-
-    async def _created_webhooks(self, request_id: int) -> None:
-        from sqlalchemy import select
-
-        from ..api.resources import request_resource
-        from ..store.tables import callback_requests, sites, utcnow
-        from .webhooks import CREATED, enqueue
-
-        try:
-            # Most sites have no webhooks: find that out from a read and the cached snapshot, so an
-            # accepted request does not cost the API a second write transaction.
-            async with self.db.read() as conn:
-                site_id = (await conn.execute(select(callback_requests.c.site_id)
-                                              .where(callback_requests.c.id == request_id))).scalar()
-            snapshot = await self.snapshots.by_id(site_id) if site_id is not None else None
-            if snapshot is None or not snapshot.site["webhook_urls"]:
-                return
-            async with self.db.write() as conn:
-                row = (await conn.execute(select(callback_requests).where(callback_requests.c.id == request_id))
-                       ).mappings().first()
-                if row is None:
-                    return
-                site = (await conn.execute(select(sites).where(sites.c.id == row["site_id"]))).mappings().first()
-                if site is None or not site["webhook_urls"]:
-                    return
-                queued = await enqueue(conn, site, CREATED, request_resource(row, []), utcnow())
-            if queued and self.webhooks is not None:
-                self.webhooks.wake()
-        except Exception:
-            log.exception("could not queue request.created webhooks for request %s", request_id)
+        if self._created is None:
+            self._created = CreatedWebhooks(self.db, self.snapshots, self.webhooks.wake if self.webhooks else None)
+        self._created(request_id, due_at)
 
     async def _listen(self) -> None:
         """LISTEN for new due requests and webhook deliveries written by other processes; reconnect on loss."""
@@ -182,8 +221,8 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._created:
-            await asyncio.wait(list(self._created), timeout=5)
+        if self._created is not None:
+            await self._created.stop()
         if self.webhooks is not None:
             await self.webhooks.close()
         if self.dialer is not None:
@@ -209,6 +248,24 @@ async def start_in_process(state: Any) -> _InProcess:
     state.worker = runtime
     state.intake.on_created.append(runtime.on_created)
     return _InProcess(runtime, state.intake)
+
+
+class _ApiOnly:
+    def __init__(self, hook: CreatedWebhooks, intake: Any) -> None:
+        self.hook = hook
+        self.intake = intake
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.intake.on_created.remove(self.hook)
+        await self.hook.stop()
+
+
+def attach_api_hooks(state: Any) -> _ApiOnly:
+    """An API-only process (``PEREZVON_RUN_WORKER=false``): still queue ``request.created`` webhooks."""
+    hook = CreatedWebhooks(state.db, state.snapshots)
+    state.intake.on_created.append(hook)
+    return _ApiOnly(hook, state.intake)
 
 
 async def run_standalone(settings: Settings) -> None:
