@@ -265,6 +265,9 @@ def attach_api_hooks(state: Any) -> _ApiOnly:
     """An API-only process (``PEREZVON_RUN_WORKER=false``): still queue ``request.created`` webhooks."""
     hook = CreatedWebhooks(state.db, state.snapshots)
     state.intake.on_created.append(hook)
+    # Live pages may subscribe here too; without an engine in this process only admin actions
+    # (cancel) are published on it.
+    state.events = EventBus()
     return _ApiOnly(hook, state.intake)
 
 
