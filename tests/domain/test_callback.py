@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from perezvon.domain import callback as cb
 from perezvon.domain.callback import Ring
@@ -165,3 +167,51 @@ def test_allowed_request_moves(current: str, new: str) -> None:
 def test_final_statuses_are_final_and_no_step_is_skipped(current: str, new: str) -> None:
     with pytest.raises(cb.TransitionError):
         cb.request_transition(current, new)
+
+
+rings = st.sampled_from(list(Ring))
+
+
+@given(
+    phones=st.integers(0, 4),
+    announcement=st.booleans(),
+    confirm=st.booleans(),
+    operator_results=st.lists(rings, min_size=5, max_size=5),
+    digits=st.lists(st.sampled_from(["1", "2", "*", None]), min_size=5, max_size=5),
+    left=st.lists(st.booleans(), min_size=5, max_size=5),
+    client=rings,
+    client_operator_left=st.booleans(),
+)
+def test_any_run_ends_once_with_a_documented_outcome(
+    phones, announcement, confirm, operator_results, digits, left, client, client_operator_left
+) -> None:
+    """Whatever the lines do, an attempt ends in one Finish, rings each phone at most once, and only
+    a bridge can make it ``connected``."""
+    state, action = cb.start(plan(*(f"p{i}" for i in range(phones)), announcement=announcement, confirm=confirm))
+    rung: list[str] = []
+    bridged = False
+    for _ in range(50):
+        if isinstance(action, cb.Finish):
+            break
+        if isinstance(action, cb.RingOperator):
+            rung.append(action.phone)
+            event: cb.Event = cb.OperatorRang(operator_results[len(rung) - 1])
+        elif isinstance(action, cb.Announce):
+            event = cb.Announced(operator_left=left[len(rung) - 1])
+        elif isinstance(action, cb.AwaitDigit):
+            event = cb.DigitRead(digits[len(rung) - 1])
+        elif isinstance(action, cb.DropOperator):
+            event = cb.Dropped()
+        elif isinstance(action, cb.RingClient):
+            event = cb.ClientRang(client, operator_left=client_operator_left)
+        else:
+            assert isinstance(action, cb.Bridge)
+            bridged = True
+            event = cb.BridgeEnded()
+        state, action = cb.step(state, event)
+    assert isinstance(action, cb.Finish) and action.outcome in cb.OUTCOMES
+    assert state.outcome == action.outcome and state.phase is cb.Phase.DONE
+    assert rung == [f"p{i}" for i in range(len(rung))] and len(rung) <= phones
+    assert (action.outcome == cb.CONNECTED) == bridged
+    if phones == 0:
+        assert action.outcome == cb.ERROR
