@@ -13,8 +13,9 @@ The ratio engine p99 / bare p99 says what the engine adds on top of the database
 
     .venv/bin/python bench/dispatch_lateness.py                          # 100,000 over 120 s
     .venv/bin/python bench/dispatch_lateness.py --requests 20000 --window 60
+    .venv/bin/python bench/dispatch_lateness.py --pg-admin-url postgresql://postgres@127.0.0.1:5432/postgres
 
-Loopback only (no network at all, in fact); the temporary directory is removed afterwards.
+Loopback only; the temporary directory (and, on PostgreSQL, the two databases) are removed afterwards.
 """
 
 from __future__ import annotations
@@ -103,9 +104,8 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def run_engine(workdir: Path, n: int, window: float, concurrency: int) -> tuple[list[float], list[tuple[float, int]]]:
-    db_path = workdir / "engine.db"
-    url = f"sqlite:///{db_path}"
+def run_engine(workdir: Path, url: str, n: int, window: float,
+               concurrency: int) -> tuple[list[float], list[tuple[float, int]]]:
     migrate(url)
     env = {**os.environ, "PEREZVON_DATABASE_URL": url, "PEREZVON_SIM_RING_S": "0", "PEREZVON_SIM_TALK_S": "0",
            "PEREZVON_WORKER_CONCURRENCY": str(concurrency), "PEREZVON_LOG_LEVEL": "info"}
@@ -133,11 +133,9 @@ def run_engine(workdir: Path, n: int, window: float, concurrency: int) -> tuple[
         print(f"  inserted {n} requests in {time.monotonic() - began:.1f} s; first due at +{LEAD_S:.0f} s")
         deadline = time.monotonic() + LEAD_S + window + 120
         while time.monotonic() < deadline:
-            with sqlite3.connect(db_path) as conn:
-                done = conn.execute("SELECT count(*) FROM call_attempts").fetchone()[0]
-            if done >= n:
+            if asyncio.run(count_attempts(url)) >= n:
                 break
-            time.sleep(1.0)
+            time.sleep(1.0)  # progress of another process: nothing to await
     finally:
         stop.set()
         worker.terminate()
@@ -145,22 +143,54 @@ def run_engine(workdir: Path, n: int, window: float, concurrency: int) -> tuple[
             worker.wait(60)
         except subprocess.TimeoutExpired:
             worker.kill()
-    with sqlite3.connect(db_path) as conn:
-        rows = conn.execute("SELECT r.due_at, a.started_at FROM call_attempts a JOIN callback_requests r "
-                            "ON r.id = a.request_id WHERE a.number = 1").fetchall()
-        statuses = dict(conn.execute("SELECT status, count(*) FROM callback_requests GROUP BY status").fetchall())
+    rows, statuses = asyncio.run(results(url))
     print(f"  statuses after the run: {statuses}")
     rows.sort()
-    return [(stamp(started) - stamp(due)).total_seconds() for due, started in rows], samples
+    return [(started - due).total_seconds() for due, started in rows], samples
 
 
-def run_bare(workdir: Path, n: int, window: float) -> list[float]:
-    """The floor: the claim's conditional UPDATE in a tight synchronous loop, nothing else."""
-    db_path = workdir / "bare.db"
-    url = f"sqlite:///{db_path}"
+async def count_attempts(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from perezvon.store.db import Database
+    from perezvon.store.tables import call_attempts
+
+    db = Database(url)
+    try:
+        async with db.read() as conn:
+            return int((await conn.execute(select(func.count()).select_from(call_attempts))).scalar() or 0)
+    finally:
+        await db.dispose()
+
+
+async def results(url: str) -> tuple[list[tuple[datetime, datetime]], dict[str, int]]:
+    from sqlalchemy import func, select
+
+    from perezvon.store.db import Database
+    from perezvon.store.tables import call_attempts, callback_requests
+
+    db = Database(url)
+    try:
+        async with db.read() as conn:
+            rows = (await conn.execute(
+                select(callback_requests.c.due_at, call_attempts.c.started_at)
+                .join(call_attempts, call_attempts.c.request_id == callback_requests.c.id)
+                .where(call_attempts.c.number == 1))).all()
+            statuses = dict((await conn.execute(select(callback_requests.c.status, func.count())
+                                                .group_by(callback_requests.c.status))).all())
+        return [(due, started) for due, started in rows], statuses
+    finally:
+        await db.dispose()
+
+
+def run_bare(url: str, n: int, window: float) -> list[float]:
+    """The floor: the claim's conditional UPDATE in a tight loop, nothing else."""
     migrate(url)
     first_due = datetime.now(UTC) + timedelta(seconds=LEAD_S)
     asyncio.run(seed(url, n, first_due, window))
+    if url.startswith("postgresql"):
+        return asyncio.run(bare_pg(url, n, window))
+    db_path = url.removeprefix("sqlite:///")
     conn = sqlite3.connect(db_path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -182,24 +212,73 @@ def run_bare(workdir: Path, n: int, window: float) -> list[float]:
     return lateness
 
 
+async def bare_pg(url: str, n: int, window: float) -> list[float]:
+    import asyncpg
+
+    from perezvon.calls.queue import asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    lateness: list[float] = []
+    deadline = time.monotonic() + LEAD_S + window + 60
+    try:
+        while len(lateness) < n and time.monotonic() < deadline:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            rows = await conn.fetch(
+                "WITH due AS MATERIALIZED (SELECT id FROM callback_requests WHERE status = 'pending' "
+                "AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 500 FOR UPDATE SKIP LOCKED) "
+                "UPDATE callback_requests r SET status = 'dialing', claimed_by = 'bare', updated_at = $1 "
+                "FROM due WHERE r.id = due.id RETURNING r.next_attempt_at", now)
+            lateness.extend((now - row[0]).total_seconds() for row in rows)
+            if not rows:
+                await asyncio.sleep(0.005)
+    finally:
+        await conn.close()
+    return lateness
+
+
+async def pg_database(admin_url: str, name: str, create: bool) -> str:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--window", type=float, default=120.0, help="seconds the due times are spread over")
     parser.add_argument("--concurrency", type=int, default=200, help="PEREZVON_WORKER_CONCURRENCY")
+    parser.add_argument("--pg-admin-url", default="",
+                        help="run on PostgreSQL: a URL whose user may create databases (two are made and dropped)")
     parser.add_argument("--baseline-share", type=float, default=0.25,
                         help="the bare claimer gets this share of requests and window (same rate)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="pzv-bench-dispatch-"))
+    tag = f"pzv_bench_{os.getpid()}"
     try:
+        if args.pg_admin_url:
+            bare_url = asyncio.run(pg_database(args.pg_admin_url, f"{tag}_bare", True))
+            engine_url = asyncio.run(pg_database(args.pg_admin_url, f"{tag}_engine", True))
+        else:
+            bare_url, engine_url = f"sqlite:///{workdir / 'bare.db'}", f"sqlite:///{workdir / 'engine.db'}"
+        print(f"database: {engine_url.split(':', 1)[0]}")
         bn = max(1000, int(args.requests * args.baseline_share))
         print(f"baseline: bare claimer, {bn} requests over {args.window * bn / args.requests:.0f} s")
-        bare = run_bare(workdir, bn, args.window * bn / args.requests)
+        bare = run_bare(bare_url, bn, args.window * bn / args.requests)
         print(f"engine: perezvon worker, {args.requests} requests over {args.window:.0f} s, "
               f"concurrency {args.concurrency}, instant simulated calls")
-        lateness, samples = run_engine(workdir, args.requests, args.window, args.concurrency)
+        lateness, samples = run_engine(workdir, engine_url, args.requests, args.window, args.concurrency)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if args.pg_admin_url:
+            for suffix in ("bare", "engine"):
+                asyncio.run(pg_database(args.pg_admin_url, f"{tag}_{suffix}", False))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"{'':26}{'n':>8}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for name, values in (("bare claimer (baseline)", bare), ("perezvon worker", lateness)):
