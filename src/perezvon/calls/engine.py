@@ -281,7 +281,9 @@ class CallbackEngine:
             while not isinstance(action, cb.Finish):
                 event: cb.Event
                 if isinstance(action, cb.RingOperator):
-                    record.operator_phone = action.phone
+                    # The journal shows the phone being tried; an earlier phone's answer (then declined)
+                    # must not look like this one's.
+                    record.operator_phone, record.operator_answered_at = action.phone, None
                     op_leg = self.dialer.leg(action.phone, trunk)
                     result = await op_leg.ring(ring_timeout)
                     if result is RingResult.ANSWERED:
