@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -78,6 +79,27 @@ async def _server_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(PublicError("server_error", "Internal server error", {}))
 
 
+class PerezvonApp(FastAPI):
+    """FastAPI for the admin API, the cabinet and the OpenAPI document; the public widget API (the hot path
+    every site's visitors hit) goes straight to a plain Starlette router, past FastAPI's middleware stack.
+
+    The public handlers need none of it: they catch every error themselves and answer in the public
+    {type, message, details} shape with CORS headers. They read the same ``state``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_lane = Starlette(routes=[*public.routes, *twin.routes])
+        self.fast_lane.state = self.state
+        self.fast_paths = frozenset(route.path for route in self.fast_lane.routes)  # type: ignore[attr-defined]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (scope["path"] in self.fast_paths or scope["path"].startswith(public.PREFIX)):
+            await self.fast_lane(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 class Services:
     """Everything a process shares: built once per app, closed on shutdown."""
 
@@ -125,7 +147,7 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
                 await worker.stop()
             await services.close()
 
-    app = FastAPI(
+    app = PerezvonApp(
         title="perezvon",
         version=__version__,
         description=DESCRIPTION,
@@ -141,6 +163,8 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
     app.add_exception_handler(Conflict, _conflict_handler)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_handler)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _server_error_handler)
+    # Listed in FastAPI's router too, so the OpenAPI document and anything that walks routes sees them;
+    # requests for them are served by PerezvonApp.fast_lane.
     app.router.routes.extend(public.routes)
     app.router.routes.extend(twin.routes)
     app.include_router(admin.router)
