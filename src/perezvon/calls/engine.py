@@ -592,15 +592,19 @@ class Worker:
         for claim in claims:
             task = asyncio.create_task(self.engine.run_attempt(claim), name=f"callback-{claim.request_id}")
             self._tasks[claim.request_id] = (task, claim)
-            task.add_done_callback(lambda _t, rid=claim.request_id: self._done(rid))
+            task.add_done_callback(lambda t, rid=claim.request_id: self._done(rid, t))
         return len(claims)
 
     def __post_init__(self) -> None:
         # A redial due at once (an interrupted call) must not wait for the next timer or poll.
         self.engine.on_due = self.wake
 
-    def _done(self, request_id: int) -> None:
-        self._tasks.pop(request_id, None)
+    def _done(self, request_id: int, task: asyncio.Task[str]) -> None:
+        # Only if it is still this task's entry: a redial due at once may already have been claimed
+        # again (the wake-up runs before this callback), and that new call must stay tracked.
+        entry = self._tasks.get(request_id)
+        if entry is not None and entry[0] is task:
+            del self._tasks[request_id]
         self._slot.set()
 
     async def heartbeat_once(self) -> int:
@@ -608,7 +612,8 @@ class Worker:
         if not self._tasks:
             self._last_renewal = time.monotonic()
             return 0
-        ids = list(self._tasks)
+        before = {rid: task for rid, (task, _claim) in self._tasks.items()}
+        ids = list(before)
         try:
             kept = await self.queue.renew(ids)
         except Exception:
@@ -620,11 +625,17 @@ class Worker:
                     task.cancel()
             return 0
         self._last_renewal = time.monotonic()
-        lost = [rid for rid in ids if rid not in kept and rid in self._tasks and rid not in self.engine.closing]
-        for rid in lost:
+        lost = 0
+        for rid, task in before.items():
+            entry = self._tasks.get(rid)
+            # Not renewed because the call just ended (its status changed), or already replaced by a
+            # new claim of the same request, is not a lost lease.
+            if rid in kept or entry is None or entry[0] is not task or task.done() or rid in self.engine.closing:
+                continue
+            task.cancel()
             log.warning("request %s: lease lost, hanging up", rid)
-            self._tasks[rid][0].cancel()
-        return len(lost)
+            lost += 1
+        return lost
 
     async def recover_once(self) -> int:
         """Close attempts whose worker died (lease expired) and put their requests back or fail them."""

@@ -1,0 +1,76 @@
+"""The worker loop's steps on their own: lease renewal must never hang up a call it should keep."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from perezvon.calls.engine import Worker
+
+
+class FakeQueue:
+    worker_id = "me"
+
+    def __init__(self, worker: Worker | None = None, kept: set[int] | None = None, swap: bool = False) -> None:
+        self.worker = worker
+        self.kept = kept or set()
+        self.swap = swap
+
+    async def renew(self, ids: list[int]) -> set[int]:
+        if self.swap and self.worker is not None:
+            # While the renewal ran, request 1's call ended and the request was claimed again (a redial
+            # due at once): a new task now stands under the same id, claimed after this UPDATE ran.
+            old, claim = self.worker._tasks[1]
+            old.cancel()
+            self.worker._tasks[1] = (asyncio.create_task(asyncio.sleep(30)), claim)
+        return self.kept
+
+
+def make_worker(queue: FakeQueue) -> Worker:
+    engine = SimpleNamespace(closing=set(), on_due=None)
+    worker = Worker(engine, queue, concurrency=5, lease_s=30)  # type: ignore[arg-type]
+    queue.worker = worker
+    return worker
+
+
+async def test_a_call_whose_lease_is_not_renewed_is_hung_up() -> None:
+    worker = make_worker(FakeQueue(kept={2}))
+    calls = {rid: asyncio.create_task(asyncio.sleep(30)) for rid in (1, 2)}
+    worker._tasks.update({rid: (task, None) for rid, task in calls.items()})  # type: ignore[misc]
+    assert await worker.heartbeat_once() == 1
+    await asyncio.sleep(0)
+    assert calls[1].cancelled() and not calls[2].done()
+    calls[2].cancel()
+
+
+async def test_a_new_claim_of_the_same_request_during_renewal_is_kept() -> None:
+    queue = FakeQueue(swap=True)
+    worker = make_worker(queue)
+    worker._tasks[1] = (asyncio.create_task(asyncio.sleep(30)), None)  # type: ignore[assignment]
+    assert await worker.heartbeat_once() == 0
+    new_task = worker._tasks[1][0]
+    await asyncio.sleep(0)
+    assert not new_task.done()
+    new_task.cancel()
+
+
+async def test_a_finished_tasks_callback_does_not_untrack_a_newer_claim() -> None:
+    worker = make_worker(FakeQueue())
+    old = asyncio.create_task(asyncio.sleep(0))
+    worker._tasks[1] = (old, None)  # type: ignore[assignment]
+    newer = asyncio.create_task(asyncio.sleep(30))
+    worker._tasks[1] = (newer, None)  # type: ignore[assignment]
+    worker._done(1, old)
+    assert worker._tasks[1][0] is newer
+    worker._done(1, newer)
+    assert 1 not in worker._tasks
+    newer.cancel()
+
+
+async def test_a_call_being_recorded_is_not_taken_for_lost() -> None:
+    worker = make_worker(FakeQueue())
+    call = asyncio.create_task(asyncio.sleep(30))
+    worker._tasks[1] = (call, None)  # type: ignore[assignment]
+    worker.engine.closing.add(1)
+    assert await worker.heartbeat_once() == 0 and not call.cancelled()
+    call.cancel()
