@@ -210,3 +210,22 @@ async def test_a_call_whose_claim_was_taken_over_is_hung_up_and_not_recorded_twi
         assert all(leg.is_ended for leg in eng.dialer.legs)  # hung up, not left talking
         got = await eng.request(rid)
         assert got["status"] == "dialing" and got["attempts"][0]["endedAt"] is None  # the new owner's to close
+
+
+async def test_a_dialer_failure_is_recorded_as_error_and_the_request_still_ends(engine_factory, monkeypatch) -> None:
+    from perezvon.calls.dialer.base import DialerError
+
+    async with engine_factory() as eng:
+        site, widget = await provision(eng, redialAttempts=1)
+        await tune_widget(eng, site["id"], widget["id"], redialIntervalSeconds=0)
+
+        def broken(number, trunk=None):
+            raise DialerError("no SIP trunk configured")
+
+        monkeypatch.setattr(eng.dialer, "leg", broken)
+        with eng.bus.subscribe() as events:
+            rid = await eng.create("my_form_1", "79001234567", site["siteKey"])
+            assert (await eng.wait_final(events, {rid})) == {rid: "failed"}
+        got = await eng.request(rid)
+        assert [a["outcome"] for a in got["attempts"]] == ["error", "error"]
+        assert all(a["endedAt"] for a in got["attempts"])
