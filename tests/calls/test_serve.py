@@ -41,3 +41,34 @@ def test_a_request_goes_pending_dialing_completed_with_minutes_spent(live_server
         [attempt] = got["attempts"]
         assert attempt["outcome"] == "connected" and attempt["billedSeconds"] >= 1
         assert client.get(f"/api/admin/v1/sites/{site['id']}").json()["minutesBalance"] == 9
+
+
+def test_the_demo_calls_back_by_itself_and_spends_a_minute(tmp_path) -> None:
+    from support import start_server, stop_server
+
+    server = start_server(f"sqlite:///{tmp_path / 'demo.db'}", tmp_path, args=("demo",))
+    try:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=10) as client:
+            [site] = [s for s in client.get("/api/admin/v1/sites").json() if s["siteKey"] == "demo"]
+            created = client.post("/api/widget/v1/requests", json={
+                "site": "demo", "routeKey": "my_form_1", "phone": "79001234567",
+                "fields": [{"name": "Name", "value": "Ivan"}]})
+            request_id = created.json()["callbackRequestId"]
+            seen = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # another process: the journal is all we can watch
+                got = client.get(f"/api/admin/v1/requests/{request_id}").json()
+                if not seen or seen[-1] != got["status"]:
+                    seen.append(got["status"])
+                if got["status"] in ("completed", "failed"):
+                    break
+                time.sleep(0.1)
+            assert seen[-1] == "completed" and "dialing" in seen, (seen, server.log())
+            # The demo reads the request out in English before dialling the visitor (simulated: its length).
+            [attempt] = got["attempts"]
+            assert attempt["outcome"] == "connected" and attempt["operatorPhone"] == "79990000010"
+            balance = client.get(f"/api/admin/v1/sites/{site['id']}").json()["minutesBalance"]
+            assert balance == site["minutesBalance"] - 1
+    finally:
+        stop_server(server)
