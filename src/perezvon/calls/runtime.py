@@ -167,6 +167,10 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
         if not self.db.is_sqlite:
             self._tasks.append(asyncio.create_task(self._listen(), name="callback-listen"))
+            # "Started" should mean "will hear about new requests": give LISTEN a moment to connect
+            # (if it cannot, the safety poll still works and the listener keeps retrying).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.listening.wait(), 5)
         log.info("callback worker %s started (%s line, %d calls at once)", queue.worker_id,
                  self.settings.dialer, self.settings.worker_concurrency)
         return self
