@@ -51,6 +51,17 @@ def _env_list(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in _env_str(name).split(",") if part.strip())
 
 
+def _env_port_range(name: str) -> tuple[int, int] | None:
+    """'10000-20000' → (10000, 20000); empty → None (any free port)."""
+    raw = _env_str(name)
+    if not raw:
+        return None
+    low, _, high = raw.partition("-")
+    if not (low.strip().isdigit() and high.strip().isdigit()) or not 1024 <= int(low) < int(high) <= 65535:
+        raise SettingsError(f"{name} must look like 10000-20000 (ports 1024..65535, low < high), got {raw!r}")
+    return int(low), int(high)
+
+
 def default_database_url() -> str:
     return f"sqlite:///{Path.cwd() / 'perezvon.db'}"
 
@@ -75,7 +86,7 @@ class Settings:
     run_worker: bool = True
     worker_concurrency: int = 50
     worker_lease_s: float = 30.0
-    secret_key: str = ""
+    sip_rtp_ports: tuple[int, int] | None = None
     log_level: str = "info"
     demo: bool = False
 
@@ -122,7 +133,7 @@ def load_settings() -> Settings:
         run_worker=_env_bool("PEREZVON_RUN_WORKER", True),
         worker_concurrency=_env_int("PEREZVON_WORKER_CONCURRENCY", 50),
         worker_lease_s=_env_float("PEREZVON_WORKER_LEASE_S", 30.0),
-        secret_key=_env_str("PEREZVON_SECRET_KEY"),
+        sip_rtp_ports=_env_port_range("PEREZVON_SIP_RTP_PORTS"),
         log_level=_env_str("PEREZVON_LOG_LEVEL", "info"),
         demo=_env_bool("PEREZVON_DEMO", False),
     )

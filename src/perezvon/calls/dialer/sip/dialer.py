@@ -99,7 +99,8 @@ def sip_dialer_from_settings(settings: Settings) -> SipDialer:
                             caller=settings.sip_caller)
     host, port = parse_bind(settings.sip_bind)
     return SipDialer(trunk, bind_host=host, bind_port=port,
-                     recordings_dir=Path(settings.recordings_dir) if settings.recordings_dir else None)
+                     recordings_dir=Path(settings.recordings_dir) if settings.recordings_dir else None,
+                     rtp_ports=settings.sip_rtp_ports)
 
 
 def parse_bind(spec: str) -> tuple[str, int]:
