@@ -77,6 +77,7 @@ async def test_the_event_stream_carries_only_the_accounts_own_requests(cabinet):
         ]
     )
     cabinet.state.events = bus
+    cabinet.state.worker = object()  # the engine runs in this process, so its bus hears every call
     alice = await cabinet.login("alice")
     page = await alice.get("/cabinet/journal")
     assert 'data-events-url="/cabinet/journal/events"' in page.text
@@ -85,6 +86,16 @@ async def test_the_event_stream_carries_only_the_accounts_own_requests(cabinet):
     messages = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
     assert messages == [{"requestId": mine, "status": "dialing"}, {"requestId": mine, "status": "completed"}]
     assert bus.closed == 1  # the subscription is released when the stream ends
+
+
+async def test_an_api_only_process_polls_although_it_has_a_bus(cabinet):
+    from perezvon.calls.events import EventBus
+
+    cabinet.state.events = EventBus()  # what attach_api_hooks gives an API-only process
+    cabinet.state.worker = None
+    alice = await cabinet.login("alice")
+    page = await alice.get("/cabinet/journal")
+    assert 'data-mode="poll"' in page.text
 
 
 async def test_an_event_stream_ends_by_itself_so_shutdowns_are_not_held_up(cabinet, monkeypatch):

@@ -134,9 +134,16 @@ async def _journal_context(request: Request) -> dict[str, Any]:
         "next_url": url("/journal", **filters, page=page_no + 1) if page_no < pages else None,
         "csv_url": url("/journal.csv", **filters),
         "rows_url": url("/journal/rows", **filters, page=page_no),
-        "events_url": url("/journal/events") if getattr(request.app.state, "events", None) is not None else "",
+        "events_url": url("/journal/events") if _bus_sees_calls(request) else "",
         "statuses": STATUSES,
     }
+
+
+def _bus_sees_calls(request: Request) -> bool:
+    """Push only where this process runs the engine: an API-only process's bus never hears the separate
+    workers' status changes, so its pages poll instead of waiting on events that will not come."""
+    state = request.app.state
+    return getattr(state, "events", None) is not None and getattr(state, "worker", None) is not None
 
 
 @page
