@@ -50,11 +50,22 @@ def _free(port: int, *, tcp: bool = True, udp: bool = True) -> bool:
     return True
 
 
+def _below_ephemeral_range() -> tuple[int, int]:
+    """Ports the kernel never hands out by itself. A peer's port probed free may otherwise be taken, before
+    the peer binds it, by a socket bound to port 0 (our dialer's RTP sockets are): a flaky call setup."""
+    try:
+        first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768
+    return 20000, max(20500, first_ephemeral - 1)
+
+
 def free_port_block(size: int = 1) -> int:
     """A first port p with p..p+size-1 free for TCP and UDP (baresip also takes SIP port+1 for TLS)."""
     rng = random.Random()
+    low, high = _below_ephemeral_range()
     for _ in range(200):
-        base = rng.randrange(21000, 60000 - size)
+        base = rng.randrange(low, high - size)
         if all(_free(base + i) for i in range(size)):
             return base
     raise RuntimeError("no free port block on 127.0.0.1")
