@@ -75,10 +75,13 @@ class CreatedWebhooks:
         self.snapshots = snapshots
         self.on_queued = on_queued or (lambda: None)
         self._pending: list[int] = []
+        self._site_of: dict[int, int] = {}  # what the intake told us, so most bursts need no read
         self._flusher: asyncio.Task[None] | None = None
 
-    def __call__(self, request_id: int, due_at: datetime) -> None:
+    def __call__(self, request_id: int, due_at: datetime, site_id: int | None = None) -> None:
         self._pending.append(request_id)
+        if site_id is not None:
+            self._site_of[request_id] = site_id
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
@@ -98,9 +101,12 @@ class CreatedWebhooks:
         from ..store.tables import callback_requests, sites, utcnow
         from .webhooks import CREATED, enqueue
 
-        async with self.db.read() as conn:
-            site_of = dict((await conn.execute(select(callback_requests.c.id, callback_requests.c.site_id)
-                                               .where(callback_requests.c.id.in_(request_ids)))).all())
+        site_of = {rid: self._site_of.pop(rid) for rid in request_ids if rid in self._site_of}
+        unknown = [rid for rid in request_ids if rid not in site_of]
+        if unknown:
+            async with self.db.read() as conn:
+                site_of.update((await conn.execute(select(callback_requests.c.id, callback_requests.c.site_id)
+                                                   .where(callback_requests.c.id.in_(unknown)))).all())
         wanted = []
         for site_id in set(site_of.values()):
             snapshot = await self.snapshots.by_id(site_id)
@@ -175,13 +181,13 @@ class Runtime:
                  self.settings.dialer, self.settings.worker_concurrency)
         return self
 
-    def on_created(self, request_id: int, due_at: datetime) -> None:
+    def on_created(self, request_id: int, due_at: datetime, site_id: int | None = None) -> None:
         """Intake hook: wake the worker, and queue ``request.created`` webhooks (after the commit)."""
         if self.worker is not None:
             self.worker.wake()
         if self._created is None:
             self._created = CreatedWebhooks(self.db, self.snapshots, self.webhooks.wake if self.webhooks else None)
-        self._created(request_id, due_at)
+        self._created(request_id, due_at, site_id)
 
     async def _listen(self) -> None:
         """LISTEN for new due requests and webhook deliveries written by other processes; reconnect on loss."""

@@ -156,8 +156,8 @@ class Intake:
     db: Database
     snapshots: SnapshotCache
     guard: Guard
-    # Called with the new request's id after its commit: wakes the in-process worker.
-    on_created: list[Callable[[int, datetime], None]] = field(default_factory=list)
+    # Called with the new request's id, due time and site after its commit: wakes the in-process worker.
+    on_created: list[Callable[[int, datetime, int], None]] = field(default_factory=list)
     # SQLite only: PostgreSQL takes concurrent writers itself, so there each request keeps its own transaction.
     commits: GroupCommit | None = field(default=None, init=False, repr=False)
 
@@ -350,7 +350,7 @@ class Intake:
                 request_id = int(result.inserted_primary_key[0])
         await self.spend(snapshot, cost, now)
         for hook in self.on_created:
-            hook(request_id, due_at)
+            hook(request_id, due_at, snapshot.id)
         return Accepted(request_id, due_at)
 
     async def _session_of_site(self, session_id: int | None, site_id: int) -> int | None:
