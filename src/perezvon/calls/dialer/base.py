@@ -8,6 +8,7 @@ every wait has a timeout, so a dead peer never hangs a worker.
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,9 +77,16 @@ class CallLeg(abc.ABC):
     async def read_digit(self, timeout: float) -> str | None:
         """The next DTMF key pressed on this leg (RFC 4733), or None after timeout or hang-up."""
 
-    @abc.abstractmethod
+    # Set by the leg when the call is over, whoever ended it.
+    _ended: asyncio.Event
+
     async def wait_ended(self, timeout: float | None = None) -> bool:
-        """Wait for the far end to hang up; True if it did within timeout."""
+        """Wait for the call to end (either side); True if it did within timeout."""
+        try:
+            await asyncio.wait_for(self._ended.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     @abc.abstractmethod
     async def hangup(self) -> None:

@@ -46,13 +46,6 @@ class SimulatedLeg(CallLeg):
         # The simulated operator accepts at once.
         return None if self.is_ended else "1"
 
-    async def wait_ended(self, timeout: float | None = None) -> bool:
-        try:
-            await asyncio.wait_for(self._ended.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
     async def hangup(self) -> None:
         self._end()
 

@@ -324,13 +324,6 @@ class SipLeg(CallLeg):
                 get.cancel()
         return get.result() if get in done and not get.cancelled() else None
 
-    async def wait_ended(self, timeout: float | None = None) -> bool:
-        try:
-            await asyncio.wait_for(self._ended.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
     async def hangup(self) -> None:
         if self.dialog is not None:
             if self._bye_sent or self.ended_by_remote:
