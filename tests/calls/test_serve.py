@@ -27,15 +27,7 @@ def test_a_request_goes_pending_dialing_completed_with_minutes_spent(live_server
             "fields": [{"name": "Name", "value": "Ivan"}]})
         assert created.status_code == 200, created.text
         request_id = created.json()["callbackRequestId"]
-        seen = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # another process: the journal is all we can watch
-            got = client.get(f"/api/admin/v1/requests/{request_id}").json()
-            if not seen or seen[-1] != got["status"]:
-                seen.append(got["status"])
-            if got["status"] in ("completed", "failed"):
-                break
-            time.sleep(0.05)
+        seen, got = watch_statuses(client, request_id)
         assert seen[-1] == "completed", (seen, live_server.log())
         assert "dialing" in seen
         [attempt] = got["attempts"]
@@ -55,15 +47,7 @@ def test_the_demo_calls_back_by_itself_and_spends_a_minute(tmp_path) -> None:
                 "site": "demo", "routeKey": "my_form_1", "phone": "79001234567",
                 "fields": [{"name": "Name", "value": "Ivan"}]})
             request_id = created.json()["callbackRequestId"]
-            seen = []
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:  # another process: the journal is all we can watch
-                got = client.get(f"/api/admin/v1/requests/{request_id}").json()
-                if not seen or seen[-1] != got["status"]:
-                    seen.append(got["status"])
-                if got["status"] in ("completed", "failed"):
-                    break
-                time.sleep(0.1)
+            seen, got = watch_statuses(client, request_id)
             assert seen[-1] == "completed" and "dialing" in seen, (seen, server.log())
             # The demo reads the request out in English before dialling the visitor (simulated: its length).
             [attempt] = got["attempts"]
@@ -72,3 +56,18 @@ def test_the_demo_calls_back_by_itself_and_spends_a_minute(tmp_path) -> None:
             assert balance == site["minutesBalance"] - 1
     finally:
         stop_server(server)
+
+
+def watch_statuses(client: httpx.Client, request_id: int, timeout: float = 30) -> tuple[list[str], dict]:
+    """The statuses a request passes through until it ends, and its last journal resource.
+
+    The worker is another process: the journal is all we can watch, so this polls it (bounded)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        got = client.get(f"/api/admin/v1/requests/{request_id}").json()
+        if not seen or seen[-1] != got["status"]:
+            seen.append(got["status"])
+        if got["status"] in ("completed", "failed") or time.monotonic() > deadline:
+            return seen, got
+        time.sleep(0.05)
