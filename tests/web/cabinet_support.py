@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from perezvon.api.admin_schemas import SiteIn, WidgetIn
 from perezvon.services.accounts import Principal, create_account, create_token
+from perezvon.shapes.schemas import SiteIn, WidgetIn
 
 PASSWORD = "correct-horse-battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import insert
 
+from perezvon.clock import utcnow
 from perezvon.services.accounts import Principal
-from perezvon.store.tables import call_attempts, utcnow
+from perezvon.store.tables import call_attempts
 
 
 @pytest.fixture

@@ -8,14 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ..clock import utcnow
 from ..domain.errors import PublicError
 from ..services.accounts import Principal, authenticate_token
 from ..services.catalog import Catalog
 from ..services.intake import site_day
 from ..services.journal import STATUSES, Journal, JournalFilter
-from ..store.tables import utcnow
-from .admin_schemas import BlacklistIn, SiteIn, SitePatch, UnitIn, UnitPatch, WidgetIn, WidgetPatch
-from .resources import (
+from ..shapes.resources import (
     blacklist_resource,
     request_resource,
     session_resource,
@@ -23,6 +22,7 @@ from .resources import (
     unit_resource,
     widget_resource,
 )
+from ..shapes.schemas import BlacklistIn, SiteIn, SitePatch, UnitIn, UnitPatch, WidgetIn, WidgetPatch
 
 bearer = HTTPBearer(auto_error=False, description="An admin API token (`perezvon token create`)")
 

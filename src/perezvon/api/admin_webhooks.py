@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import func, select, update
 
+from ..clock import utcnow
 from ..domain.callback import CANCELLED, PENDING
 from ..domain.errors import PublicError
 from ..services.catalog import Conflict
-from ..store.tables import call_attempts, callback_requests, sites, utcnow, webhook_deliveries
+from ..shapes.resources import iso, request_resource
+from ..store.tables import call_attempts, callback_requests, sites, webhook_deliveries
 from .admin import Cat, Jour, Who
-from .resources import iso, request_resource
 
 router = APIRouter(prefix="/api/admin/v1", tags=["admin"])
 

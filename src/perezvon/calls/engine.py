@@ -24,15 +24,16 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import bindparam, select, update
 
-from ..api.resources import request_resource
+from ..clock import utcnow
 from ..domain import callback as cb
 from ..domain.announcement import announcement_text
 from ..domain.billing import billed_minutes, billed_seconds, spend
 from ..domain.redial import Decision, RedialPolicy, after_attempt, bound_by_schedule
 from ..domain.schedule import WeeklySchedule
+from ..shapes.resources import request_resource
 from ..store.db import Database
 from ..store.snapshots import SnapshotCache
-from ..store.tables import call_attempts, callback_requests, sites, utcnow
+from ..store.tables import call_attempts, callback_requests, sites
 from . import webhooks
 from .dialer.base import Audio, CallLeg, Dialer, RingResult, Trunk
 from .events import EventBus

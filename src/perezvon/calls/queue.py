@@ -22,9 +22,10 @@ from typing import Any
 from sqlalchemy import and_, exists, false, insert, or_, select, update
 from sqlalchemy.engine import make_url
 
+from ..clock import utcnow
 from ..domain.callback import DIALING, PENDING
 from ..store.db import Database
-from ..store.tables import call_attempts, callback_requests, sites, utcnow
+from ..store.tables import call_attempts, callback_requests, sites
 
 log = logging.getLogger(__name__)
 

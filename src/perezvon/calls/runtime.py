@@ -97,8 +97,9 @@ class CreatedWebhooks:
     async def queue(self, request_ids: list[int]) -> int:
         from sqlalchemy import select
 
-        from ..api.resources import request_resource
-        from ..store.tables import callback_requests, sites, utcnow
+        from ..clock import utcnow
+        from ..shapes.resources import request_resource
+        from ..store.tables import callback_requests, sites
         from .webhooks import CREATED, enqueue
 
         site_of = {rid: self._site_of.pop(rid) for rid in request_ids if rid in self._site_of}

@@ -27,9 +27,10 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import __version__
-from ..api.resources import iso
+from ..clock import utcnow
+from ..shapes.resources import iso
 from ..store.db import Database
-from ..store.tables import sites, utcnow, webhook_deliveries
+from ..store.tables import sites, webhook_deliveries
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from ..clock import utcnow
 from ..domain.schedule import ALL_HOURS
 from ..services.accounts import create_account, create_token
 from ..settings import Settings
 from ..store.db import Database
-from ..store.tables import sites, units, utcnow, widgets
+from ..store.tables import sites, units, widgets
 
 DEMO_SITE_KEY = "demo"
 DEMO_EMAIL = "demo@perezvon.local"

@@ -12,8 +12,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import insert, select, update
 
+from ..clock import utcnow
 from ..store.db import Database
-from ..store.tables import accounts, api_tokens, utcnow
+from ..store.tables import accounts, api_tokens
 
 TOKEN_PREFIX = "pzv_"
 LAST_USED_GRANULARITY = timedelta(minutes=1)

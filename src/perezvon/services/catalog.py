@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..clock import utcnow
 from ..domain.schedule import ALL_HOURS, offset_of_zone
 from ..store.db import Database
 from ..store.snapshots import SnapshotCache
-from ..store.tables import blacklist, sites, units, utcnow, widgets
+from ..store.tables import blacklist, sites, units, widgets
 from .accounts import Principal
 
 

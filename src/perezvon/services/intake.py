@@ -12,12 +12,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy import text as sql_text
 
+from ..clock import utcnow
 from ..domain.errors import FieldErrors, PublicError, throttled, validation_error
 from ..domain.request_rules import RequestInput, check_route_key, check_schedule_in_future, parse_schedule_time
 from ..domain.schedule import WeeklySchedule
 from ..store.db import Database
 from ..store.snapshots import SiteSnapshot, SnapshotCache
-from ..store.tables import callback_requests, tracking_sessions, utcnow
+from ..store.tables import callback_requests, tracking_sessions
 from ..throttling import Guard
 
 DEFAULT_POINT_COSTS = {"getRouteKeyData": 1, "createRequest": 1, "serverCreate": 1}

@@ -241,6 +241,3 @@ api_points_usage = Table(
     Column("points", Integer(), nullable=False),
 )
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

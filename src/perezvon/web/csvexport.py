@@ -11,7 +11,7 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..api.resources import UTM_KEYS, iso
+from ..shapes.resources import UTM_KEYS, iso
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..api.admin_schemas import CallbackSettings, Throttle
 from ..domain.phone import normalize_admin_phone
 from ..domain.schedule import format_utc_offset
+from ..shapes.schemas import CallbackSettings, Throttle
 
 Errors = dict[str, list[str]]
 

@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..clock import utcnow
 from ..services.intake import site_day
-from ..store.tables import utcnow
 from . import i18n
 from .base import duration, page, render
 from .charts import bar_chart, nice_ceiling

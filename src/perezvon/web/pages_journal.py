@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..api.resources import UTM_KEYS, attempt_resource
 from ..services.accounts import Principal
 from ..services.catalog import Catalog, NotFound
 from ..services.journal import STATUSES, Journal, JournalFilter
+from ..shapes.resources import UTM_KEYS, attempt_resource
 from ..store.tables import call_attempts
 from . import csvexport
 from .base import page, render, url

@@ -10,13 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..api.admin_schemas import SiteIn, SitePatch, UnitIn, WidgetIn
-from ..api.resources import site_resource, widget_resource
+from ..clock import utcnow
 from ..domain.schedule import offset_of_zone
 from ..services.accounts import Principal
 from ..services.catalog import Catalog, Conflict
 from ..services.intake import site_day
-from ..store.tables import utcnow
+from ..shapes.resources import site_resource, widget_resource
+from ..shapes.schemas import SiteIn, SitePatch, UnitIn, WidgetIn
 from .base import page, redirect, render
 from .forms import (
     UTC_OFFSETS,

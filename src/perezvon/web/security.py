@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..clock import utcnow
 from ..services.accounts import Principal
 from ..store.db import Database
-from ..store.tables import accounts, utcnow, web_sessions
+from ..store.tables import accounts, web_sessions
 
 SESSION_COOKIE = "pzv_session"
 LOGIN_CSRF_COOKIE = "pzv_login_csrf"
