@@ -17,6 +17,7 @@ from starlette.responses import Response
 from . import __version__
 from .api import admin, admin_webhooks, public, twin
 from .api.http import error_response
+from .calls.runtime import attach_api_hooks, start_in_process
 from .domain.errors import PublicError
 from .services.catalog import Catalog, Conflict, NotFound
 from .services.intake import Intake
@@ -25,6 +26,7 @@ from .settings import Settings, get_settings
 from .store.db import Database
 from .store.snapshots import SnapshotCache
 from .throttling import Guard
+from .web import mount_cabinet
 
 log = logging.getLogger("perezvon")
 
@@ -127,15 +129,10 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        worker = None
         if run_worker:
-            from .calls.runtime import start_in_process  # the engine is optional for API-only processes
-
             worker = await start_in_process(app.state)
         else:
-            from .calls.runtime import attach_api_hooks  # request.created webhooks, sent by the workers
-
-            worker = attach_api_hooks(app.state)
+            worker = attach_api_hooks(app.state)  # request.created webhooks, sent by the workers
         # Everything built so far (app, routes, settings, imported modules) lives as long as the process:
         # keep it out of the collector's sight, so full collections stay short on the request path.
         gc.collect()
@@ -173,10 +170,5 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
         from .demo.routes import routes as demo_routes
 
         app.router.routes.extend(demo_routes)
-    try:
-        from .web import mount_cabinet
-    except ImportError:  # the cabinet is being built; the API works without it
-        mount_cabinet = None
-    if mount_cabinet is not None:
-        mount_cabinet(app)
+    mount_cabinet(app)
     return app

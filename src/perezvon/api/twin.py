@@ -9,16 +9,16 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..domain.errors import PublicError
 from ..domain.request_rules import validate_request
-from ..services.accounts import authenticate_token
+from ..services.accounts import Principal, authenticate_token
+from ..services.catalog import Catalog
 from ..services.intake import Intake
-from ..store.tables import sites, widgets
+from ..shapes.resources import UTM_KEYS
 from .http import json_response, request_origin
 
 log = logging.getLogger("perezvon.api.twin")
@@ -82,7 +82,8 @@ async def create(request: Request) -> Response:
         retry = await intake.guard.hit_ip(origin.ip)
         if retry is not None:
             return refusal(
-                CODE_VALIDATION, f"Request limit exceeded: at most {settings.ip_rate_limit} requests per second",
+                CODE_VALIDATION,
+                f"Request limit exceeded: at most {settings.ip_rate_limit} requests per second",
                 retry_after=retry,
             )
         try:
@@ -99,7 +100,7 @@ async def create(request: Request) -> Response:
         route_key_errors = [f for f in errors.as_details()["fields"] if f["name"] == "routeKey"]
         if route_key_errors:
             return refusal(CODE_VALIDATION, "routeKey: " + route_key_errors[0]["errors"][0]["message"])
-        site_id = await _find_site(request, intake, who, request_input.route_key)
+        site_id = await _find_site(request, who, request_input.route_key)
         if site_id is None:
             return refusal(CODE_WIDGET_NOT_FOUND, f"No active widget for routeKey {request_input.route_key!r}")
         snapshot = await intake.snapshots.by_id(site_id)
@@ -107,39 +108,38 @@ async def create(request: Request) -> Response:
             return refusal(CODE_WIDGET_NOT_FOUND, f"No active widget for routeKey {request_input.route_key!r}")
         origin = request_origin(request, settings, body.get("sessionId"))
         origin.origin = None  # a back end, not a browser: origins do not apply
-        utm = {k: body[k] for k in ("utmSource", "utmMedium", "utmCampaign", "utmContent", "utmTerm")
-               if isinstance(body.get(k), str) and body[k]}
+        utm = {k: body[k] for k in UTM_KEYS if isinstance(body.get(k), str) and body[k]}
         call_url = body.get("callUrl") if isinstance(body.get("callUrl"), str) else None
         accepted = await intake.create_request(
-            snapshot, request_input, errors, origin, method="serverCreate", source="api",
+            snapshot,
+            request_input,
+            errors,
+            origin,
+            method="serverCreate",
+            source="api",
             extra={"utm": utm, "callUrl": call_url},
         )
         return json_response({"data": {"widgetRequestId": accepted.request_id}})
     except PublicError as error:
         message = error.message
         if error.type == "validation_error":
-            message = "; ".join(
-                f"{f['name']}: {f['errors'][0]['message']}" for f in error.details.get("fields", [])
-            ) or message
+            message = (
+                "; ".join(f"{f['name']}: {f['errors'][0]['message']}" for f in error.details.get("fields", []))
+                or message
+            )
         return refusal(TYPE_CODES.get(error.type, CODE_VALIDATION), message, retry_after=error.retry_after)
     except Exception:
         log.exception("server-side create failed")
         return refusal(CODE_SERVER_ERROR, "Internal server error", 500)
 
 
-async def _find_site(request: Request, intake: Intake, who, route_key: str) -> int | None:  # type: ignore[no-untyped-def]
+async def _find_site(request: Request, who: Principal, route_key: str) -> int | None:
     """The SiteId header when given; else the one site of this token that has the routeKey."""
     header = request.headers.get("siteid", "").strip()
     if header:
         return int(header) if header.isdigit() else None
-    query = select(widgets.c.site_id).join(sites, sites.c.id == widgets.c.site_id).where(
-        widgets.c.route_key == route_key
-    )
-    if not who.is_operator:
-        query = query.where(sites.c.account_id == who.account_id)
-    async with intake.db.read() as conn:
-        found = list((await conn.execute(query.order_by(widgets.c.enabled.desc(), widgets.c.id))).scalars())
-    return found[0] if found else None
+    catalog: Catalog = request.app.state.catalog
+    return await catalog.site_for_route_key(who, route_key)
 
 
 routes = [Route(PATH, create, methods=["POST"])]

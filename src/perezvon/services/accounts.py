@@ -7,10 +7,11 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from ..clock import utcnow
 from ..store.db import Database
@@ -87,9 +88,7 @@ async def create_account(db: Database, email: str, password: str | None) -> int:
 
 async def account_by_email(db: Database, email: str) -> dict | None:
     async with db.read() as conn:
-        row = (
-            await conn.execute(select(accounts).where(accounts.c.email == email.strip().lower()))
-        ).mappings().first()
+        row = (await conn.execute(select(accounts).where(accounts.c.email == email.strip().lower()))).mappings().first()
     return dict(row) if row else None
 
 
@@ -107,6 +106,28 @@ async def create_token(db: Database, account_id: int | None, name: str = "") -> 
             )
         )
     return token
+
+
+async def list_tokens(db: Database, account_id: int) -> list[dict[str, Any]]:
+    """An account's tokens, newest first, as the cabinet lists them: never the hash, only the prefix."""
+    query = (
+        select(
+            api_tokens.c.id, api_tokens.c.name, api_tokens.c.prefix, api_tokens.c.created_at, api_tokens.c.last_used_at
+        )
+        .where(api_tokens.c.account_id == account_id)
+        .order_by(api_tokens.c.id.desc())
+    )
+    async with db.read() as conn:
+        return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def revoke_token(db: Database, account_id: int, token_id: int) -> bool:
+    """Delete one of the account's tokens; False when it has no such token (another account's included)."""
+    async with db.write() as conn:
+        result = await conn.execute(
+            delete(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.account_id == account_id)
+        )
+    return result.rowcount > 0
 
 
 async def authenticate_token(db: Database, token: str | None, bootstrap_token: str = "") -> Principal | None:

@@ -224,6 +224,22 @@ class Catalog:
             await conn.execute(delete(blacklist).where(blacklist.c.id == entry_id))
         self.snapshots.invalidate(entry["site_id"])
 
+    async def site_for_route_key(self, who: Principal, route_key: str) -> int | None:
+        """The id of the principal's site that has a widget with ``route_key``, enabled ones first.
+
+        A routeKey is unique per site only, so an operator (or an account with several sites) may match
+        more than one; the enabled widget, then the oldest, wins.
+        """
+        query = (
+            select(widgets.c.site_id)
+            .join(sites, sites.c.id == widgets.c.site_id)
+            .where(widgets.c.route_key == route_key)
+        )
+        if not who.is_operator:
+            query = query.where(sites.c.account_id == who.account_id)
+        async with self.db.read() as conn:
+            return (await conn.execute(query.order_by(widgets.c.enabled.desc(), widgets.c.id).limit(1))).scalar()
+
     async def count_sites(self) -> int:
         async with self.db.read() as conn:
             return int((await conn.execute(select(func.count()).select_from(sites))).scalar() or 0)

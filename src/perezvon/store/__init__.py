@@ -1,1 +1,4 @@
-"""Storage: tables, migrations and queries, one code path for SQLite and PostgreSQL."""
+"""Storage: the tables and their migrations, the database handle (one code path for SQLite and PostgreSQL)
+and the storage services build on (the site snapshot cache). It imports nothing above it; the queries of
+a feature live in ``services/`` (or here), never in ``api/`` or ``web/``.
+"""

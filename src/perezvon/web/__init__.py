@@ -18,9 +18,10 @@ from starlette.staticfiles import StaticFiles
 
 from ..services.accounts import authenticate_token
 from ..services.catalog import NotFound
+from ..services.sessions import load_session
 from . import pages_account, pages_dashboard, pages_journal, pages_settings
 from .base import PREFIX, error_page, pick_language
-from .security import SESSION_COOKIE, SecurityHeaders, load_session
+from .security import SESSION_COOKIE, SecurityHeaders
 
 STATIC = Path(__file__).resolve().parent / "static"
 RECORDING_PATH = "/api/admin/v1/attempts/{attempt_id:int}/recording"

@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..services.catalog import NotFound
+from ..services.sessions import CabinetUser, load_session
 from . import i18n
-from .security import SESSION_COOKIE, CabinetUser, load_session, tokens_match
+from .security import SESSION_COOKIE, tokens_match
 
 PREFIX = "/cabinet"
 TEMPLATES = Path(__file__).resolve().parent / "templates"

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 from limits import RateLimitItemPerMinute
-from sqlalchemy import delete, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ..services.accounts import account_by_email, create_token, hash_password, verify_password
-from ..store.tables import api_tokens
+from ..services.accounts import (
+    account_by_email,
+    create_token,
+    hash_password,
+    list_tokens,
+    revoke_token,
+    verify_password,
+)
+from ..services.sessions import close_session, open_session
 from ..throttling import client_ip
 from .base import PREFIX, error_page, page, redirect, render, safe_next, url
-from .security import (
-    LOGIN_CSRF_COOKIE,
-    SESSION_COOKIE,
-    close_session,
-    is_https,
-    new_login_csrf,
-    open_session,
-    set_session_cookie,
-    tokens_match,
-)
+from .security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, is_https, new_login_csrf, set_session_cookie, tokens_match
 
 # Guessing passwords through the form: a handful of tries per minute per address is plenty for a human.
 LOGIN_LIMIT = RateLimitItemPerMinute(10)
@@ -94,19 +91,7 @@ async def home(request: Request) -> Response:
 
 
 async def _tokens(request: Request) -> list[dict]:
-    async with request.app.state.db.read() as conn:
-        rows = await conn.execute(
-            select(
-                api_tokens.c.id,
-                api_tokens.c.name,
-                api_tokens.c.prefix,
-                api_tokens.c.created_at,
-                api_tokens.c.last_used_at,
-            )
-            .where(api_tokens.c.account_id == request.state.user.account_id)
-            .order_by(api_tokens.c.id.desc())
-        )
-        return [dict(r) for r in rows.mappings()]
+    return await list_tokens(request.app.state.db, request.state.user.account_id)
 
 
 @page
@@ -126,13 +111,7 @@ async def tokens_create(request: Request) -> Response:
 @page
 async def tokens_revoke(request: Request) -> Response:
     token_id = request.path_params["token_id"]
-    async with request.app.state.db.write() as conn:
-        result = await conn.execute(
-            delete(api_tokens).where(
-                api_tokens.c.id == token_id, api_tokens.c.account_id == request.state.user.account_id
-            )
-        )
-    if result.rowcount == 0:
+    if not await revoke_token(request.app.state.db, request.state.user.account_id, token_id):
         return error_page(request, 404, "error_not_found")
     return redirect("/tokens", done="token_revoked")
 
