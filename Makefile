@@ -22,12 +22,15 @@ system-packages:
 demo: install
 	$(BIN)/perezvon demo
 
-## Run the whole test suite: lint, Python (domain, API on SQLite and PostgreSQL, engine, SIP, browser), JS SDK.
+## Run the whole test suite: lint, the import rules of docs/architecture.md, Python (domain, API on SQLite and
+## PostgreSQL, engine, SIP, browser), JS SDK.
 test: system-packages install-dev
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 	node --test tests/sdk/
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
