@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from perezvon.store.db import Database
 from perezvon.store.migrate import upgrade
 from support import PG_ADMIN_URL, Admin, LiveServer, make_settings, start_server, stop_server
 
@@ -112,3 +113,13 @@ def live_server(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_server(sqlite_url, tmp_path)
     yield server
     stop_server(server)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A Database on a fresh migrated database, both kinds (for store and service tests)."""
+    database = Database(database_url)
+    try:
+        yield database
+    finally:
+        await database.dispose()

@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from catalog_rows import add_site, add_widget
 from perezvon.services.accounts import OPERATOR, Principal, create_account
 from perezvon.services.catalog import Catalog
-from perezvon.shapes.schemas import SiteIn, WidgetIn
 from perezvon.store.db import Database
 from perezvon.store.snapshots import SnapshotCache
-
-
-async def _site(catalog: Catalog, who: Principal, name: str) -> int:
-    values = SiteIn.model_validate({"name": name, "timezone": "Europe/Moscow"}).model_dump()
-    return int((await catalog.create_site(who, values))["id"])
-
-
-async def _widget(catalog: Catalog, who: Principal, site_id: int, route_key: str, **extra: Any) -> None:
-    body = WidgetIn.model_validate({"routeKey": route_key, **extra})
-    values = {**body.model_dump(), "callback": body.callback.model_dump(by_alias=True)}
-    await catalog.create_widget(who, site_id, values)
 
 
 async def test_it_finds_the_site_of_a_route_key_within_the_callers_account(db: Database) -> None:
     catalog = Catalog(db, SnapshotCache(db))
     alice = Principal(account_id=await create_account(db, "alice@example.com", None))
     bob = Principal(account_id=await create_account(db, "bob@example.com", None))
-    old_site = await _site(catalog, alice, "old shop")
-    new_site = await _site(catalog, alice, "new shop")
-    bobs_site = await _site(catalog, bob, "bob's shop")
-    await _widget(catalog, alice, old_site, "order", enabled=False)
-    await _widget(catalog, alice, new_site, "order")
-    await _widget(catalog, bob, bobs_site, "bobs_form")
+    old_site = await add_site(catalog, alice, "old shop")
+    new_site = await add_site(catalog, alice, "new shop")
+    bobs_site = await add_site(catalog, bob, "bob's shop")
+    await add_widget(catalog, alice, old_site, "order", enabled=False)
+    await add_widget(catalog, alice, new_site, "order")
+    await add_widget(catalog, bob, bobs_site, "bobs_form")
 
     assert await catalog.site_for_route_key(alice, "order") == new_site  # enabled wins over older
     assert await catalog.site_for_route_key(OPERATOR, "order") == new_site
@@ -44,8 +31,8 @@ async def test_it_finds_the_site_of_a_route_key_within_the_callers_account(db: D
 async def test_among_equally_enabled_widgets_the_oldest_wins(db: Database) -> None:
     catalog = Catalog(db, SnapshotCache(db))
     alice = Principal(account_id=await create_account(db, "alice@example.com", None))
-    first, second = await _site(catalog, alice, "first"), await _site(catalog, alice, "second")
-    await _widget(catalog, alice, second, "order")  # the older widget, on the newer site
-    await _widget(catalog, alice, first, "order")
+    first, second = await add_site(catalog, alice, "first"), await add_site(catalog, alice, "second")
+    await add_widget(catalog, alice, second, "order")  # the older widget, on the newer site
+    await add_widget(catalog, alice, first, "order")
 
     assert await catalog.site_for_route_key(alice, "order") == second
