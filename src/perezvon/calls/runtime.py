@@ -36,7 +36,7 @@ STOP_GRACE_S = 60.0  # serve's shutdown waits this long for calls in hand, then 
 def make_dialer(settings: Settings) -> tuple[Dialer, Speaker]:
     """The configured dialer and how announcements are voiced on it."""
     if settings.dialer == "sip":
-        from .dialer.sip import sip_dialer_from_settings  # imported only when used: the SIP stack is big
+        from .lines import sip_dialer_from_settings  # imported only when used: the SIP stack is big
 
         return sip_dialer_from_settings(settings), _rendered_speaker()
     from .dialer.simulated import SimulatedDialer

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from perezvon.calls.dialer.base import Audio, DialerError, RingResult, Trunk
-from perezvon.calls.dialer.sip import SipDialer, parse_trunk, ring_result, sip_dialer_from_settings
+from perezvon.calls.dialer.sip import SipDialer, parse_trunk, ring_result
 from perezvon.calls.dialer.sip import rtp as rtplib
 from perezvon.calls.dialer.sip.digest import verify
 from perezvon.calls.dialer.sip.message import (
@@ -31,6 +31,7 @@ from perezvon.calls.dialer.sip.message import (
     parse_message,
 )
 from perezvon.calls.dialer.sip.sdp import PCMA, PCMU, build_sdp, parse_sdp
+from perezvon.calls.lines import sip_dialer_from_settings
 from perezvon.settings import Settings
 
 HOST = "127.0.0.1"

@@ -2,7 +2,8 @@
 
 Sans-I/O, time passed in: every input takes `now` (seconds, any monotonic origin); a transaction
 queues what to send in `outbox` and what its user should know in `events`, and `get_timer()` names
-the next moment it wants `handle_timer(now)` called. The asyncio shell drains both after every call.
+the next moment it wants `handle_timer(now)` called. Their owner, a `transactions.TransactionTable`
+(one per outbound call, one for the dialer's out-of-dialog answers), drains both after every input.
 Each §17 state is one method (`_calling`, `_proceeding`, …) from input to next state.
 """
 

@@ -1,0 +1,353 @@
+"""`SipLeg`: the asyncio side of one outbound call — its RTP socket, media, and the engine's awaits.
+
+The SIP rules live in `call.OutboundCall`; the leg feeds it what the user asks (ring, hang up) through
+the dialer, which owns the sockets and the one timer, and reacts to the call's events: it negotiates
+SDP, answers re-INVITE/UPDATE/INFO, and settles what `ring()` and `hangup()` wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from ..base import Audio, CallLeg, DialerError, RingResult, Trunk
+from . import call as sip
+from . import rtp as rtplib
+from .call import CallState, Credentials, OutboundCall
+from .dialog import ALLOW, new_invite
+from .message import SipParseError, SipRequest, SipResponse, make_response
+from .recorder import Recorder
+from .relay import RtpRelay
+from .sdp import PCMA, PCMU, Negotiated, answer_direction, build_sdp, negotiate, parse_sdp
+from .transport import Address, RtpSocket
+
+if TYPE_CHECKING:
+    from .dialer import SipDialer
+
+log = logging.getLogger(__name__)
+
+
+class SipLeg(CallLeg):
+    """One outbound call: INVITE, then a dialog with its own RTP socket."""
+
+    # Media timing uses the monotonic clock directly (asyncio's loop.time() is the same clock, uvloop's
+    # is rounded to milliseconds): cheaper per packet, and one clock for recorder and watchdog.
+    _clock = staticmethod(time.monotonic)
+
+    def __init__(self, dialer: SipDialer, number: str, trunk: Trunk) -> None:
+        self.number = number
+        self.trunk = trunk
+        self.answered_at = None
+        self.ended_at = None
+        self.result: RingResult | None = None
+        self.call: OutboundCall | None = None
+        self.media: Negotiated | None = None
+        self.ended_by_remote = False
+        self._dialer = dialer
+        self._final: asyncio.Future[RingResult] | None = None
+        self._rtp: RtpSocket | None = None
+        self._sender = rtplib.RtpSender()
+        self._relay = RtpRelay(self._sender)
+        self._dtmf = rtplib.DtmfReceiver()
+        self._digits: asyncio.Queue[str] = asyncio.Queue()
+        self._ended = asyncio.Event()
+        self._terminated = asyncio.Event()  # the call reached TERMINATED: BYE answered or given up
+        self._sdp_session = secrets.randbits(31)
+        self._sdp_version = 1
+        self._peer: SipLeg | None = None
+        self._recorder: Recorder | None = None
+        self.packets_in = 0
+        self.packets_dropped = 0  # not RTP at all
+        self.packets_relayed = 0  # sent out of this leg from the bridged one
+        self.packets_not_relayed = 0
+        self.last_rtp_at = 0.0
+
+    @property
+    def dialog(self):  # noqa: ANN201 - the call's Dialog, None until answered
+        return self.call.dialog if self.call is not None else None
+
+    @property
+    def masked_number(self) -> str:
+        """The number as logs show it: full phone numbers stay out of logs."""
+        return "…" + self.number[-4:]
+
+    @property
+    def final_status(self) -> int | None:
+        return self.call.final_status if self.call is not None else None
+
+    # --- CallLeg ---------------------------------------------------------------------------------
+
+    async def ring(self, timeout: float) -> RingResult:
+        if self._final is not None:
+            raise DialerError("a leg rings once")
+        d = self._dialer
+        await d._require_started()
+        self._final = asyncio.get_running_loop().create_future()
+        try:
+            dest = await d._resolve(self.trunk.host, self.trunk.port)
+        except (OSError, DialerError) as exc:
+            log.warning("SIP trunk %s cannot be resolved: %s", self.trunk.host, exc)
+            self._end()
+            self.result = RingResult.UNAVAILABLE
+            return self.result
+        local = d._local_host_for(dest[0])
+        try:
+            self._rtp = await RtpSocket.open(
+                local if d.bind_host in ("0.0.0.0", "") else d.bind_host, self._on_rtp, d.rtp_ports
+            )
+        except OSError as exc:
+            raise DialerError(str(exc)) from exc
+        creds = Credentials(self.trunk.username, self.trunk.password) if self.trunk.username else None
+        self.call = OutboundCall(self._invite(local), dest, transport=self.trunk.transport, credentials=creds)
+        d._place(self, timeout)
+        try:
+            result = await asyncio.shield(self._final)
+        except asyncio.CancelledError:
+            # The engine gave up on this call (shutdown): do not leave a phone ringing.
+            asyncio.ensure_future(self.hangup())
+            raise
+        self.result = result
+        if result is not RingResult.ANSWERED:
+            self._end()
+        return result
+
+    def _invite(self, local: str) -> SipRequest:
+        d = self._dialer
+        hostport = _uri_host(self.trunk.host) + (f":{self.trunk.port}" if self.trunk.port != 5060 else "")
+        target = f"sip:{self.trunk.format_number(self.number)}@{hostport}"
+        transport = self.trunk.transport.upper()
+        tcp = ";transport=tcp" if transport == "TCP" else ""
+        from_user = self.trunk.caller or self.trunk.username or "perezvon"
+        local_port = d.local_port(transport)
+        return new_invite(
+            target_uri=target + tcp,
+            from_uri=f"sip:{from_user}@{_uri_host(self.trunk.host)}",
+            from_display="",
+            contact_uri=f"sip:perezvon@{_uri_host(local)}:{local_port}{tcp}",
+            transport=transport,
+            local_host=local,
+            local_port=local_port,
+            body=self._sdp(codecs=(PCMU, PCMA)),
+        )
+
+    async def play(self, audio: Audio) -> None:
+        if self.media is None or self.is_ended:
+            return
+        loop = asyncio.get_running_loop()
+        codec = self.media.codec
+        payload = rtplib.encode(audio.pcm, codec)
+        step = rtplib.SAMPLES_PER_PACKET
+        self._sender.new_talkspurt = True
+        start = loop.time()
+        for n, i in enumerate(range(0, len(payload), step)):
+            if self.is_ended:
+                return
+            chunk = payload[i : i + step]
+            if len(chunk) < step:
+                chunk += rtplib.silence(codec, step - len(chunk))
+            media = self.media
+            if media is not None and media.wants_ours and self._rtp is not None:
+                self._rtp.send(self._sender.packet(media.codec, chunk), (media.address, media.port))
+            self._relay.rebase()
+            # Absolute deadlines: pacing does not drift however late one wake-up is.
+            delay = start + (n + 1) * rtplib.PACKET_SECONDS - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    async def read_digit(self, timeout: float) -> str | None:
+        if not self._digits.empty():
+            return self._digits.get_nowait()
+        if self.is_ended:
+            return None
+        get = asyncio.ensure_future(self._digits.get())
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            done, _ = await asyncio.wait({get, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            if not get.done():
+                get.cancel()
+        return get.result() if get in done and not get.cancelled() else None
+
+    async def hangup(self) -> None:
+        call = self.call
+        if call is not None and call.state is CallState.CONFIRMED:
+            self._signal(call.hangup)  # BYE; the call's own deadline bounds the wait for its answer
+            self._end()
+            await self._terminated.wait()
+            return
+        if call is not None and call.state in (CallState.CALLING, CallState.EARLY):
+            self._signal(call.hangup)  # CANCEL, as soon as §9.1 allows
+        self._end()
+
+    # --- the call's events -------------------------------------------------------------------------
+
+    def _signal(self, action: Callable[[float], None]) -> None:
+        """Feed the call one input now and send what it answers."""
+        action(self._dialer.now())
+        self._dialer._flush(self)
+
+    def on_call_event(self, event: sip.CallEvent) -> None:
+        """One method per event: `_on_answered`, `_on_notanswered`, …"""
+        getattr(self, f"_on_{type(event).__name__.lower()}")(event)
+
+    def _on_provisional(self, event: sip.Provisional) -> None:
+        return None  # ringing; early media (a 183's SDP) is not played or relayed yet
+
+    def _on_answered(self, event: sip.Answered) -> None:
+        try:
+            self.media = negotiate(parse_sdp(event.response.body))
+        except SipParseError as exc:
+            log.info("no usable SDP answer from %s: %s", self.masked_number, exc)
+            assert self.call is not None
+            self._signal(self.call.hangup)
+            self._settle(RingResult.ERROR)
+            return
+        self.answered_at = datetime.now(UTC)
+        self._settle(RingResult.ANSWERED)
+
+    def _on_notanswered(self, event: sip.NotAnswered) -> None:
+        log.info("INVITE to %s: %s (%s)", self.masked_number, event.status or "no final response", event.result.value)
+        self._settle(event.result)
+
+    def _on_requestreceived(self, event: sip.RequestReceived) -> None:
+        call = self.call
+        assert call is not None
+        response = self._in_dialog_answer(event.request)
+        self._signal(lambda now: call.respond(event.request, response, now))
+
+    def _on_ackreceived(self, event: sip.AckReceived) -> None:
+        with contextlib.suppress(SipParseError):
+            self.media = negotiate(parse_sdp(event.request.body))
+
+    def _on_terminated(self, event: sip.Terminated) -> None:
+        self.ended_by_remote = self.ended_by_remote or event.by_remote
+        self._terminated.set()
+        self._end()
+
+    def _settle(self, result: RingResult) -> None:
+        if self._final is not None and not self._final.done():
+            self._final.set_result(result)
+
+    def _in_dialog_answer(self, req: SipRequest) -> SipResponse:
+        if req.method == "INFO":
+            self._info_dtmf(req)
+            return make_response(req, 200)
+        return self._session_change(req)
+
+    def _session_change(self, req: SipRequest) -> SipResponse:
+        """re-INVITE / UPDATE: hold, resume or a session refresh; answered 200 with our SDP."""
+        assert self.call is not None and self.media is not None
+        extra = [("Contact", self.call.contact), ("Allow", ALLOW), ("Content-Type", "application/sdp")]
+        if not req.body:
+            # An offerless re-INVITE (a refresh): we offer, the answer comes in the ACK.
+            return make_response(req, 200, body=self._sdp(codecs=(self.media.codec,)), extra=extra)
+        try:
+            offer = parse_sdp(req.body)
+            prefer = (self.media.codec, PCMA if self.media.codec == PCMU else PCMU)
+            media = negotiate(offer, prefer=prefer)
+        except SipParseError:
+            return make_response(req, 488)
+        self.media = media
+        body = self._sdp(codecs=(media.codec,), direction=answer_direction(offer.direction))
+        return make_response(req, 200, body=body, extra=extra)
+
+    def _sdp(self, codecs: tuple[int, ...], direction: str = "sendrecv") -> bytes:
+        assert self._rtp is not None
+        body = build_sdp(
+            self._rtp.host,
+            self._rtp.port,
+            session_id=self._sdp_session,
+            version=self._sdp_version,
+            codecs=codecs,
+            direction=direction,
+        )
+        self._sdp_version += 1
+        return body
+
+    def _info_dtmf(self, req: SipRequest) -> None:
+        if "dtmf" not in (req.headers.get("Content-Type") or "").lower():
+            return
+        for line in req.body.decode("utf-8", "replace").splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().lower() == "signal" and value.strip()[:1] in rtplib.DTMF_KEYS:
+                self._digits.put_nowait(value.strip()[:1])
+
+    # --- media: these run for every packet of every bridged call --------------------------------------
+
+    def _on_rtp(self, data: bytes, addr: Address) -> None:
+        if len(data) < 12 or data[0] >> 6 != 2:
+            self.packets_dropped += 1
+            return
+        pt_byte = data[1]
+        if 192 <= pt_byte <= 223:
+            return  # RTCP multiplexed on this port (RFC 5761): we do not use it
+        self.packets_in += 1
+        self.last_rtp_at = self._clock()
+        media = self.media
+        if media is None:
+            return
+        pt = pt_byte & 0x7F
+        peer = self._peer
+        if pt == media.dtmf_pt:
+            self._on_dtmf(data, peer)
+            return
+        if pt != PCMU and pt != PCMA:
+            return  # comfort noise and anything we did not offer
+        if peer is not None:
+            peer._relay_in(data, pt, None)
+        rec = self._recorder
+        if rec is not None:
+            with contextlib.suppress(rtplib.RtpParseError):
+                pkt = rtplib.RtpPacket.parse(data)
+                rec.add(self._clock(), pkt.ssrc, pkt.timestamp, rtplib.decode(pkt.payload, pt))
+
+    def _on_dtmf(self, data: bytes, peer: SipLeg | None) -> None:
+        try:
+            pkt = rtplib.RtpPacket.parse(data)
+        except rtplib.RtpParseError:
+            return
+        key = self._dtmf.receive(pkt)
+        if key is not None:
+            self._digits.put_nowait(key)
+        if peer is not None and peer.media is not None and peer.media.dtmf_pt is not None:
+            peer._relay_in(data, data[1] & 0x7F, peer.media.dtmf_pt)
+
+    def _relay_in(self, data: bytes, src_pt: int, dst_pt: int | None) -> None:
+        """Send a packet that arrived on the other leg out of this one, as part of our own stream."""
+        media = self.media
+        rtp_sock = self._rtp
+        if media is None or rtp_sock is None or not media.wants_ours or self.ended_at is not None:
+            self.packets_not_relayed += 1  # on hold or hanging up: expected, but counted
+            return
+        out = self._relay.translate(data, src_pt, dst_pt, media.codec)
+        if out is None:
+            return
+        packet, ssrc, ts, payload, pt = out
+        rtp_sock.send(packet, media.target)
+        self.packets_relayed += 1
+        rec = self._recorder
+        if rec is not None and (pt == PCMU or pt == PCMA):
+            rec.add(self._clock(), ssrc, ts, rtplib.decode(payload, pt))
+
+    def _end(self) -> None:
+        if self.ended_at is None:
+            self.ended_at = datetime.now(UTC)
+        self._ended.set()
+        cancelled = self.call is not None and self.call.state is not CallState.CONFIRMED
+        self._settle(RingResult.NO_ANSWER if cancelled else RingResult.ERROR)
+        peer, self._peer = self._peer, None
+        if peer is not None:
+            peer._peer = None
+        if self._rtp is not None:
+            self._rtp.close()
+
+
+def _uri_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
