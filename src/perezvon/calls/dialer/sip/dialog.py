@@ -27,17 +27,8 @@ def via_value(transport: str, host: str, port: int, branch: str) -> str:
     return f"SIP/2.0/{transport.upper()} {host}:{port};branch={branch};rport"
 
 
-def new_invite(
-    *,
-    target_uri: str,
-    from_uri: str,
-    from_display: str,
-    contact_uri: str,
-    transport: str,
-    local_host: str,
-    local_port: int,
-    body: bytes,
-) -> SipRequest:
+def new_invite(*, target_uri: str, from_uri: str, from_display: str, contact_uri: str, transport: str,
+               local_host: str, local_port: int, body: bytes) -> SipRequest:
     headers = Headers()
     headers.add("Via", via_value(transport, local_host, local_port, new_branch()))
     headers.add("Max-Forwards", "70")
@@ -133,15 +124,8 @@ class Dialog:
             local_port=via.port or 5060,
         )
 
-    def request(
-        self,
-        method: str,
-        *,
-        body: bytes = b"",
-        content_type: str | None = None,
-        cseq: int | None = None,
-        extra: list[tuple[str, str]] | None = None,
-    ) -> SipRequest:
+    def request(self, method: str, *, body: bytes = b"", content_type: str | None = None,
+                cseq: int | None = None, extra: list[tuple[str, str]] | None = None) -> SipRequest:
         """An in-dialog request (§12.2.1.1). ACK reuses the INVITE's CSeq number (pass `cseq`)."""
         if cseq is None:
             self.local_cseq += 1

@@ -87,9 +87,8 @@ def _h(algorithm: str, text: str) -> str:
     return _HASHES[algorithm](text.encode()).hexdigest()
 
 
-def compute_response(
-    challenge: Challenge, *, method: str, uri: str, username: str, password: str, nc: int = 1, cnonce: str = ""
-) -> str:
+def compute_response(challenge: Challenge, *, method: str, uri: str, username: str, password: str,
+                     nc: int = 1, cnonce: str = "") -> str:
     alg = challenge.algorithm.upper()
     ha1 = _h(alg, f"{username}:{challenge.realm}:{password}")
     ha2 = _h(alg, f"{method}:{uri}")
@@ -98,17 +97,15 @@ def compute_response(
     return _h(alg, f"{ha1}:{challenge.nonce}:{ha2}")
 
 
-def authorization(
-    challenge: Challenge, *, method: str, uri: str, username: str, password: str, nc: int = 1, cnonce: str | None = None
-) -> str:
+def authorization(challenge: Challenge, *, method: str, uri: str, username: str, password: str,
+                  nc: int = 1, cnonce: str | None = None) -> str:
     """The Authorization / Proxy-Authorization header value answering `challenge`."""
     if not challenge.supported:
         raise ValueError(f"unsupported digest algorithm {challenge.algorithm} / qop {challenge.qop}")
     use_qop = "auth" in challenge.qop
     cnonce = cnonce if cnonce is not None else secrets.token_hex(8)
-    response = compute_response(
-        challenge, method=method, uri=uri, username=username, password=password, nc=nc, cnonce=cnonce
-    )
+    response = compute_response(challenge, method=method, uri=uri, username=username, password=password,
+                                nc=nc, cnonce=cnonce)
     parts = [
         f'username="{username}"',
         f'realm="{challenge.realm}"',
@@ -128,16 +125,8 @@ def verify(header: str, *, method: str, password: str) -> bool:
     """Check an Authorization header (used by tests standing in for a trunk)."""
     _, _, rest = header.strip().partition(" ")
     p = _parse_auth_params(rest)
-    challenge = Challenge(
-        p["realm"], p["nonce"], p.get("algorithm", "MD5"), (p["qop"],) if "qop" in p else (), p.get("opaque")
-    )
-    expected = compute_response(
-        challenge,
-        method=method,
-        uri=p["uri"],
-        username=p["username"],
-        password=password,
-        nc=int(p.get("nc", "1"), 16),
-        cnonce=p.get("cnonce", ""),
-    )
+    challenge = Challenge(p["realm"], p["nonce"], p.get("algorithm", "MD5"),
+                          (p["qop"],) if "qop" in p else (), p.get("opaque"))
+    expected = compute_response(challenge, method=method, uri=p["uri"], username=p["username"],
+                                password=password, nc=int(p.get("nc", "1"), 16), cnonce=p.get("cnonce", ""))
     return secrets.compare_digest(expected, p.get("response", ""))

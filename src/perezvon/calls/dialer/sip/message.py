@@ -461,15 +461,8 @@ _REASONS = {
 }
 
 
-def make_response(
-    request: SipRequest,
-    status: int,
-    reason: str = "",
-    *,
-    to_tag: str | None = None,
-    body: bytes = b"",
-    extra: list[tuple[str, str]] | None = None,
-) -> SipResponse:
+def make_response(request: SipRequest, status: int, reason: str = "", *, to_tag: str | None = None,
+                  body: bytes = b"", extra: list[tuple[str, str]] | None = None) -> SipResponse:
     """A response echoing Via, From, To (with our tag), Call-ID and CSeq (§8.2.6.2)."""
     headers = Headers()
     for k, v in request.headers:

@@ -64,21 +64,13 @@ class RtpPacket:
             if padding == 0 or pos + padding > len(data):
                 raise RtpParseError("RTP padding length invalid")
             end -= padding
-        return cls(
-            second & 0x7F, seq, ts, ssrc, bytes(data[pos:end]), bool(second & 0x80), tuple(csrc), extension, padding
-        )
+        return cls(second & 0x7F, seq, ts, ssrc, bytes(data[pos:end]), bool(second & 0x80), tuple(csrc),
+                   extension, padding)
 
     def serialize(self) -> bytes:
         first = 0x80 | (0x20 if self.padding else 0) | (0x10 if self.extension else 0) | len(self.csrc)
-        out = bytearray(
-            _HEADER.pack(
-                first,
-                (0x80 if self.marker else 0) | self.payload_type,
-                self.sequence & 0xFFFF,
-                self.timestamp & 0xFFFFFFFF,
-                self.ssrc,
-            )
-        )
+        out = bytearray(_HEADER.pack(first, (0x80 if self.marker else 0) | self.payload_type,
+                                     self.sequence & 0xFFFF, self.timestamp & 0xFFFFFFFF, self.ssrc))
         for c in self.csrc:
             out += struct.pack("!I", c)
         if self.extension:
@@ -105,7 +97,8 @@ class RtpSender:
         self.new_talkspurt = True
 
     def packet(self, payload_type: int, payload: bytes, samples: int = SAMPLES_PER_PACKET) -> bytes:
-        pkt = RtpPacket(payload_type, self.sequence, self.timestamp, self.ssrc, payload, marker=self.new_talkspurt)
+        pkt = RtpPacket(payload_type, self.sequence, self.timestamp, self.ssrc, payload,
+                        marker=self.new_talkspurt)
         self.new_talkspurt = False
         self.sequence = (self.sequence + 1) & 0xFFFF
         self.timestamp = (self.timestamp + samples) & 0xFFFFFFFF
@@ -274,14 +267,9 @@ def dtmf_packets(sender: RtpSender, payload_type: int, key: str, *, packets: int
     ts = sender.timestamp
     for i in range(packets):
         end = i >= packets - 1
-        pkt = RtpPacket(
-            payload_type,
-            sender.sequence,
-            ts,
-            sender.ssrc,
-            TelephoneEvent(event, end, 10, SAMPLES_PER_PACKET * (i + 1)).serialize(),
-            marker=i == 0,
-        )
+        pkt = RtpPacket(payload_type, sender.sequence, ts, sender.ssrc,
+                        TelephoneEvent(event, end, 10, SAMPLES_PER_PACKET * (i + 1)).serialize(),
+                        marker=i == 0)
         sender.sequence = (sender.sequence + 1) & 0xFFFF
         out.append(pkt.serialize())
     sender.timestamp = (ts + SAMPLES_PER_PACKET * packets) & 0xFFFFFFFF

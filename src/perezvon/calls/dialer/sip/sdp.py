@@ -119,22 +119,13 @@ def negotiate(remote: MediaDescription, *, prefer: tuple[int, ...] = (PCMU, PCMA
             break
     if codec is None:
         raise SipParseError("no common codec (PCMU/PCMA)")
-    dtmf = next(
-        (pt for pt in remote.payload_types if remote.encoding(pt).lower().startswith("telephone-event/8000")), None
-    )
+    dtmf = next((pt for pt in remote.payload_types
+                 if remote.encoding(pt).lower().startswith("telephone-event/8000")), None)
     return Negotiated(remote.address, remote.port, codec, dtmf, remote.direction)
 
 
-def build_sdp(
-    address: str,
-    port: int,
-    *,
-    session_id: int,
-    version: int,
-    codecs: tuple[int, ...] = (PCMU, PCMA),
-    dtmf_pt: int | None = DTMF_PT,
-    direction: str = "sendrecv",
-) -> bytes:
+def build_sdp(address: str, port: int, *, session_id: int, version: int, codecs: tuple[int, ...] = (PCMU, PCMA),
+              dtmf_pt: int | None = DTMF_PT, direction: str = "sendrecv") -> bytes:
     """Our offer (all codecs) or answer (the chosen one): 20 ms packets, RFC 4733 DTMF."""
     pts = [str(c) for c in codecs] + ([str(dtmf_pt)] if dtmf_pt is not None else [])
     lines = [

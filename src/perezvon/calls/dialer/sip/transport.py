@@ -142,8 +142,7 @@ class TcpTransport:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _TcpConnection(self, addr), addr[0], addr[1]), 5.0
-            )
+                loop.create_connection(lambda: _TcpConnection(self, addr), addr[0], addr[1]), 5.0)
         except (OSError, TimeoutError) as exc:
             log.info("SIP TCP connect to %s:%s failed: %s", addr[0], addr[1], exc)
             self._pending.pop(addr, None)  # the transaction times out and reports the trunk unreachable
@@ -185,9 +184,8 @@ class RtpSocket:
         self._loop.add_reader(sock.fileno(), self._read_ready)
 
     @classmethod
-    async def open(
-        cls, host: str, on_packet: Callable[[bytes, Address], None], ports: tuple[int, int] | None = None
-    ) -> RtpSocket:
+    async def open(cls, host: str, on_packet: Callable[[bytes, Address], None],
+                   ports: tuple[int, int] | None = None) -> RtpSocket:
         """Bind an RTP port: any free one, or an even one in `ports` (a firewall's media range)."""
         candidates = [0]
         if ports is not None:
