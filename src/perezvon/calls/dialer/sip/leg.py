@@ -20,7 +20,7 @@ from ..base import Audio, CallLeg, DialerError, RingResult, Trunk
 from . import call as sip
 from . import rtp as rtplib
 from .call import CallState, Credentials, OutboundCall
-from .dialog import ALLOW, new_invite
+from .dialog import ALLOW, Dialog, new_invite
 from .message import SipParseError, SipRequest, SipResponse, make_response
 from .recorder import Recorder
 from .relay import RtpRelay
@@ -69,7 +69,8 @@ class SipLeg(CallLeg):
         self.last_rtp_at = 0.0
 
     @property
-    def dialog(self):  # noqa: ANN201 - the call's Dialog, None until answered
+    def dialog(self) -> Dialog | None:
+        """The call's dialog, None until answered."""
         return self.call.dialog if self.call is not None else None
 
     @property
