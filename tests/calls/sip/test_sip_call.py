@@ -8,6 +8,8 @@ wants to be woken (`get_timer`).
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perezvon.calls.dialer.base import RingResult
 from perezvon.calls.dialer.sip.call import (
@@ -391,3 +393,47 @@ def test_options_old_cseq_and_foreign_tags_get_their_answers() -> None:
     call.receive_request(from_phone(call, "MESSAGE", 7), PHONE, "UDP", 2.3)
     assert methods(sent(call)) == ["200", "500", "481", "405"]
     assert call.state is CallState.CONFIRMED
+
+
+# --- any order of inputs ------------------------------------------------------------------------------------
+
+STEP = st.one_of(
+    st.tuples(st.just("invite"), st.sampled_from([100, 180, 183, 200, 401, 407, 486, 487, 503, 603])),
+    st.tuples(st.just("last"), st.sampled_from([200, 401, 481, 500])),  # to the last request we sent
+    st.tuples(st.sampled_from(["cancel", "hangup", "bye", "reinvite"]), st.just(0)),
+    st.tuples(st.just("wait"), st.sampled_from([0.1, 1, 5, 40])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(STEP, max_size=12))
+def test_any_order_of_inputs_keeps_the_rules(steps: list[tuple[str, float]]) -> None:
+    """One ring outcome at most, one Terminated at most, and every call ends and is forgotten."""
+    call = new_call(credentials=Credentials("site1", "pw"))
+    now = 0.0
+    call.ring(now, timeout=30.0)
+    seen: list[CallEvent] = []
+    last: SipRequest = call.invite
+    for kind, arg in steps:
+        now += 0.01
+        if kind == "invite":
+            extra = [("WWW-Authenticate" if arg == 401 else "Proxy-Authenticate", 'Digest realm="r", nonce="n"')]
+            call.receive_response(reply(call.invite, int(arg), body=SDP, extra=extra), now)
+        elif kind == "last":
+            call.receive_response(reply(last, int(arg)), now)
+        elif kind in ("bye", "reinvite") and call.dialog is not None:
+            method = "BYE" if kind == "bye" else "INVITE"
+            call.receive_request(from_phone(call, method, len(seen) + 2), PHONE, "UDP", now)
+        elif kind in ("cancel", "hangup"):
+            getattr(call, kind)(now)
+        elif kind == "wait":
+            now += arg
+            run_until(call, now)
+        last = next((t.message for t in reversed(sent(call)) if isinstance(t.message, SipRequest)), last)
+        seen += events(call)
+    call.hangup(now)
+    run_until(call, now + 200.0)
+    seen += events(call)
+    outcomes = [e for e in seen if isinstance(e, (Answered, NotAnswered))]
+    assert len(outcomes) <= 1 and sum(isinstance(e, Terminated) for e in seen) == 1
+    assert call.finished and call.get_timer() is None
