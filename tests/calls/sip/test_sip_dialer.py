@@ -430,3 +430,26 @@ async def test_unresolvable_trunk_is_unavailable(monkeypatch: pytest.MonkeyPatch
         assert leg.is_ended
     finally:
         await dialer.close()
+
+
+async def test_hangup_while_resolving_places_no_call(trunk: FakeTrunk, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_dns(host: str, port: int, **kwargs: object) -> list:
+        asked.set()
+        await answer.wait()
+        return [(socket.AF_INET, socket.SOCK_DGRAM, 0, "", (HOST, port))]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", slow_dns)
+    dialer = SipDialer(Trunk("pbx.example.invalid", trunk.port))
+    await dialer.start()
+    try:
+        leg = dialer.leg("79001234567")
+        ring = asyncio.ensure_future(leg.ring(5))
+        await asked.wait()
+        await leg.hangup()
+        answer.set()
+        assert await ring is RingResult.NO_ANSWER
+        assert leg.call is None and leg.is_ended  # no INVITE went out, so none rings on unanswered
+    finally:
+        await dialer.close()

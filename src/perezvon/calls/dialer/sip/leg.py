@@ -104,6 +104,10 @@ class SipLeg(CallLeg):
             )
         except OSError as exc:
             raise DialerError(str(exc)) from exc
+        if self.is_ended:  # hung up while we were resolving: nothing to cancel yet, so nothing is sent
+            self._rtp.close()
+            self.result = RingResult.NO_ANSWER
+            return self.result
         creds = Credentials(self.trunk.username, self.trunk.password) if self.trunk.username else None
         self.call = OutboundCall(self._invite(local), dest, transport=self.trunk.transport, credentials=creds)
         d._place(self, timeout)
@@ -341,8 +345,7 @@ class SipLeg(CallLeg):
         if self.ended_at is None:
             self.ended_at = datetime.now(UTC)
         self._ended.set()
-        cancelled = self.call is not None and self.call.state is not CallState.CONFIRMED
-        self._settle(RingResult.NO_ANSWER if cancelled else RingResult.ERROR)
+        self._settle(RingResult.NO_ANSWER)  # hung up before ringing ended: an answer always settles first
         peer, self._peer = self._peer, None
         if peer is not None:
             peer._peer = None
