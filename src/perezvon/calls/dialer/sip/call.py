@@ -21,6 +21,7 @@ import enum
 import ipaddress
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -96,6 +97,9 @@ class Terminated:
 CallEvent = Provisional | Answered | NotAnswered | RequestReceived | AckReceived | Terminated
 
 
+_OnNews = Callable[[ClientTransaction, Event, float], None]
+
+
 def ring_result(status: int) -> RingResult:
     """A final response to our INVITE, as the engine sees it."""
     if 200 <= status < 300:
@@ -131,6 +135,9 @@ class OutboundCall:
         self._outcome_given = False
         self._auth_tries: dict[str, int] = {}  # by method
         self._ack: SipRequest | None = None
+        # Who hears each client transaction's news: the INVITE's go by state, a BYE's to _bye_answered;
+        # a re-INVITE of ours would add its own.
+        self._on_news: dict[tuple[str, str], _OnNews] = {}
 
     @property
     def call_id(self) -> str:
@@ -149,7 +156,7 @@ class OutboundCall:
 
     def ring(self, now: float, timeout: float | None = None) -> None:
         """Send the INVITE; after `timeout` seconds unanswered the call cancels itself."""
-        self._table.start_client(self.invite, self.dest, self.transport, now)
+        self._start_client(self.invite, self.dest, now, self._invite_news)
         if timeout is not None:
             self._deadlines["ring"] = now + timeout
         self._pump(now)
@@ -230,12 +237,21 @@ class OutboundCall:
             for tx, event in events:
                 self._transaction_event(tx, event, now)
 
+    def _start_client(self, request: SipRequest, dest: Address, now: float, on_news: _OnNews | None) -> None:
+        """A client transaction whose events go to `on_news` (None: its answer changes nothing)."""
+        tx = self._table.start_client(request, dest, self.transport, now)
+        if on_news is not None:
+            self._on_news[tx.key] = on_news
+
     def _transaction_event(self, tx: ClientTransaction, event: Event, now: float) -> None:
-        if tx.method == "INVITE" and tx.branch == self.invite.top_via.branch:
-            getattr(self, f"_{self.state.value}_invite")(event, now)
-        elif tx.method == "BYE":
-            self._bye_answered(tx, event, now)
-        # A challenged INVITE's later news and CANCEL's answer change nothing: the INVITE's final does.
+        on_news = self._on_news.get(tx.key)
+        if tx.terminated:
+            self._on_news.pop(tx.key, None)
+        if on_news is not None:
+            on_news(tx, event, now)
+
+    def _invite_news(self, tx: ClientTransaction, event: Event, now: float) -> None:
+        getattr(self, f"_{self.state.value}_invite")(event, now)
 
     def _calling_invite(self, event: Event, now: float) -> None:
         if not isinstance(event, ResponseEvent):
@@ -295,7 +311,7 @@ class OutboundCall:
         if self._cancel_sent or not self._provisional:
             return
         self._cancel_sent = True
-        self._table.start_client(cancel_for(self.invite), self.dest, self.transport, now)
+        self._start_client(cancel_for(self.invite), self.dest, now, None)  # the INVITE's final tells
 
     def _cancelled_result(self) -> RingResult:
         # Nobody said even "Trying": the trunk is not there, which is not the visitor's no-answer.
@@ -340,7 +356,7 @@ class OutboundCall:
     def _send_bye(self, now: float, auth: tuple[str, str] | None = None) -> None:
         assert self.dialog is not None
         bye = self.dialog.request("BYE", extra=[auth] if auth else None)
-        self._table.start_client(bye, self._in_dialog_dest(), self.transport, now)
+        self._start_client(bye, self._in_dialog_dest(), now, self._bye_answered)
         if self.state is not CallState.TERMINATED:
             self.state = CallState.TERMINATING
             self._deadlines["bye_wait"] = now + BYE_WAIT_S
@@ -362,10 +378,11 @@ class OutboundCall:
         auth = self._authorization(resp, self.invite)
         if auth is None:
             return False
+        self._on_news.pop((self.invite.top_via.branch, "INVITE"), None)  # its retransmitted 401s say nothing
         self.invite = reinvite_with_auth(self.invite, *auth)
         self._provisional = False
         self.state = CallState.CALLING
-        self._table.start_client(self.invite, self.dest, self.transport, now)
+        self._start_client(self.invite, self.dest, now, self._invite_news)
         return True
 
     def _authorization(self, resp: SipResponse, request: SipRequest) -> tuple[str, str] | None:
