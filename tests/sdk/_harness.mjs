@@ -15,6 +15,7 @@ export function json(res, status, body, headers = {}) {
 // The default emulation of the server's endpoints.
 export const defaultRoutes = {
   session: (req, res) => json(res, 200, {sessionId: 42}),
+  ui: (req, res) => json(res, 200, {widgets: []}),
   'route-key-data': (req, res) => {
     const rk = req.body && req.body.routeKey;
     if (typeof rk !== 'string' || !rk) {

@@ -159,7 +159,7 @@ test('fetch is called with mode cors and credentials omit', async () => {
   await invoke((cb) => ctw.getRouteKeyData('my_form_1', cb));
   assert.ok(inits.length >= 1);
   for (const [url, init] of inits) {
-    assert.match(url, new RegExp(`^${srv.base}/api/widget/v1/(session|route-key-data)$`));
+    assert.match(url, new RegExp(`^${srv.base}/api/widget/v1/(session|ui|route-key-data)$`));
     assert.equal(init.method, 'POST');
     assert.equal(init.mode, 'cors');
     assert.equal(init.credentials, 'omit');

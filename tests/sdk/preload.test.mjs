@@ -18,7 +18,7 @@ test('queued calls run in order, once each, then window.ctw is the real object',
   const order = [];
   const spy = (url, init) => {
     const b = JSON.parse(init.body);
-    if (!url.endsWith('/session')) order.push(`${url.split('/').pop()}:${b.routeKey}`);
+    if (!/\/(session|ui)$/.test(url)) order.push(`${url.split('/').pop()}:${b.routeKey}`);
     return fetch(url, init);
   };
   const results = [];

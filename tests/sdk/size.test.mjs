@@ -5,11 +5,11 @@ import zlib from 'node:zlib';
 import vm from 'node:vm';
 import {CTW} from './_harness.mjs';
 
-test('ctw.js is at most 2048 bytes gzipped', () => {
+test('ctw.js (the API part) is at most 2560 bytes gzipped', () => {
   const gz = zlib.gzipSync(CTW).length;
   const gz9 = zlib.gzipSync(CTW, {level: 9}).length;
   console.log(`ctw.js: ${Buffer.byteLength(CTW)} bytes, ${gz} gzipped (level 6), ${gz9} (level 9)`);
-  assert.ok(gz <= 2048, `ctw.js is ${gz} bytes gzipped, over 2048`);
+  assert.ok(gz <= 2560, `ctw.js is ${gz} bytes gzipped, over 2560`);
 });
 
 test('ctw.js parses and uses no syntax newer than ES2017', () => {

@@ -117,6 +117,8 @@ async def list_widgets(site_id: int, who: Who, cat: Cat) -> list[dict[str, Any]]
 async def create_widget(site_id: int, body: WidgetIn, who: Who, cat: Cat) -> dict[str, Any]:
     values = body.model_dump()
     values["callback"] = body.callback.model_dump(by_alias=True)
+    values["ui"] = body.ui.model_dump(by_alias=True)
+    values["analytics"] = body.analytics.model_dump(by_alias=True)
     return widget_resource(await cat.create_widget(who, site_id, values))
 
 
@@ -132,6 +134,10 @@ async def patch_widget(widget_id: int, body: WidgetPatch, who: Who, cat: Cat) ->
     # Nested settings merge with what is stored: PATCH {"callback": {"redialAttempts": 0}} keeps the rest.
     if body.callback is not None:
         values["callback"] = {**current["callback"], **body.callback.model_dump(by_alias=True, exclude_unset=True)}
+    for key in ("ui", "analytics"):
+        given = getattr(body, key)
+        if given is not None:
+            values[key] = {**current[key], **given.model_dump(by_alias=True, exclude_unset=True)}
     if body.throttle is not None:
         given = body.throttle.model_dump(exclude_unset=True)
         values["throttle"] = {

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from ..domain.errors import PublicError, throttled
 from ..domain.request_rules import validate_request
 from ..services.intake import Intake
+from ..services.onpage import analytics_of, page_widgets, request_status
 from ..settings import Settings
 from .http import RawJSON, dumps_shared, error_response, json_response, read_json_object, request_origin
 
@@ -90,7 +91,11 @@ async def create_request(request: Request) -> Response:
         snapshot = await intake.snapshots.by_key(site_key) if isinstance(site_key, str) else None
         request_input, errors = validate_request(payload)
         accepted = await intake.create_request(snapshot, request_input, errors, origin)
-        return {"callbackRequestId": accepted.request_id}
+        answer = {"callbackRequestId": accepted.request_id, "statusToken": accepted.status_token}
+        events = analytics_of(snapshot, request_input.route_key)
+        if events is not None:
+            answer["analytics"] = events  # ctw.js sends them to the page's dataLayer, Metrica, GA4
+        return answer
 
     return await _guarded(request, handle)
 
@@ -114,6 +119,49 @@ async def create_session(request: Request) -> Response:
         return error_response(PublicError("server_error", "Internal server error", {}), headers)
 
 
+async def _bookkeeping(request: Request, what: str, work) -> Response:  # type: ignore[no-untyped-def]
+    """The error shape and CORS headers of the SDK's own uncounted endpoints: ``work()`` gives the body."""
+    headers = cors_headers(request)
+    try:
+        return json_response(await work(*_state(request)), 200, {**headers, "Cache-Control": "no-store"})
+    except PublicError as error:
+        return error_response(error, headers)
+    except Exception:
+        log.exception("%s failed", what)
+        return error_response(PublicError("server_error", "Internal server error", {}), headers)
+
+
+async def widget_ui(request: Request) -> Response:
+    """POST ui {site}: the widgets ctw.js draws on this page (not counted, no points: SDK bookkeeping)."""
+
+    async def work(intake: Intake, settings: Settings) -> RawJSON:
+        site_key = (await read_json_object(request)).get("site")
+        snapshot = await intake.snapshots.by_key(site_key) if isinstance(site_key, str) else None
+        if snapshot is not None:
+            intake.check_origin(snapshot, request_origin(request, settings).origin)
+        return RawJSON(dumps_shared(page_widgets(snapshot)))
+
+    return await _bookkeeping(request, "widget ui look-up", work)
+
+
+async def widget_request_status(request: Request) -> Response:
+    """POST request-status {site, callbackRequestId, statusToken}: the visitor's own request, read by its token."""
+
+    async def work(intake: Intake, settings: Settings) -> dict:
+        origin = request_origin(request, settings)
+        retry = await intake.guard.hit_status(origin.ip)
+        if retry is not None:
+            raise throttled("request_throttle_count", f"Too many status reads from {origin.ip}", retry)
+        payload = await read_json_object(request)
+        site_key = payload.get("site")
+        snapshot = await intake.snapshots.by_key(site_key) if isinstance(site_key, str) else None
+        if snapshot is not None:
+            intake.check_origin(snapshot, origin.origin)
+        return await request_status(intake.db, snapshot, payload.get("callbackRequestId"), payload.get("statusToken"))
+
+    return await _bookkeeping(request, "request status read", work)
+
+
 def _sdk_file(name: str, media_type: str):  # type: ignore[no-untyped-def]
     content = (SDK_DIR / name).read_bytes()  # a few KB, read and compressed once per process
     compressed = gzip.compress(content, compresslevel=9, mtime=0)
@@ -135,6 +183,12 @@ def _sdk_file(name: str, media_type: str):  # type: ignore[no-untyped-def]
 routes = [
     Route("/ctw.js", _sdk_file("ctw.js", "application/javascript; charset=utf-8"), methods=["GET", "HEAD"]),
     Route("/ctw.d.ts", _sdk_file("ctw.d.ts", "application/typescript; charset=utf-8"), methods=["GET", "HEAD"]),
+    # The drop-in widget: loaded by ctw.js only on pages where a widget's ui is on.
+    Route(
+        "/ctw-widget.js", _sdk_file("ctw-widget.js", "application/javascript; charset=utf-8"), methods=["GET", "HEAD"]
+    ),
+    Route(f"{PREFIX}/ui", widget_ui, methods=["POST"]),
+    Route(f"{PREFIX}/request-status", widget_request_status, methods=["POST"]),
     Route(f"{PREFIX}/session", create_session, methods=["POST"]),
     Route(f"{PREFIX}/route-key-data", route_key_data, methods=["POST"]),
     Route(f"{PREFIX}/requests", create_request, methods=["POST"]),

@@ -17,6 +17,7 @@ ERROR_STATUS: dict[str, int] = {
     "request_non_working_hours": 409,
     "api_points_exhausted": 429,
     "origin_not_allowed": 403,
+    "request_not_found": 404,  # request-status: no such request, or not this token's
     # The admin API's own refusals, same shape.
     "unauthorized": 401,
     "forbidden": 403,

@@ -27,6 +27,21 @@ function save(id) {
   try { w.localStorage.setItem(KEY, id); } catch (e) {}
 }
 
+// analytics events for a created request, where the page has them and the widget asks (docs/sdk.md)
+function track(j, routeKey) {
+  var g = j.analytics, n, p;
+  if (!g) return;
+  n = g.goal;
+  p = {routeKey: routeKey, callbackRequestId: j.callbackRequestId};
+  try { (w.dataLayer = w.dataLayer || []).push({event: n, perezvon: p}); } catch (e) {}
+  try {
+    (g.metrikaCounterId ? [[g.metrikaCounterId]] : [].filter.call(w.ym.a || [], function (c) {
+      return c[1] == 'init';
+    })).forEach(function (c) { w.ym(c[0], 'reachGoal', n, p); });
+  } catch (e) {}
+  try { w.gtag('event', n, p); } catch (e) {}
+}
+
 function method(path, key, names, at, fill) {
   return function () {
     var a = [].slice.call(arguments), cb, done, bad = [], body = ['"site":' + JSON.stringify(site)];
@@ -54,7 +69,10 @@ function method(path, key, names, at, fill) {
         var j, c = r[0], ok = c > 199 && c < 300, m = 'Unknown JSON format';
         try { j = JSON.parse(r[1]); } catch (e) { m = ok ? 'JSON parse error' : 'Unexpected HTTP code: ' + c; }
         if (j && typeof j == 'object') {
-          if (ok && key in j) return finish(1, j);
+          if (ok && key in j) {
+            if (path == 'requests') track(j, a[0]);
+            return finish(1, j);
+          }
           if (!ok && typeof j.type == 'string') return finish(0, err(j.type, j.message || '', j.details));
         }
         finish(0, err(ERR, m));
@@ -90,6 +108,18 @@ ready = new Promise(function (go) {
     r = JSON.parse(r[1]).sessionId;
     if (NUM.test(r)) save(r);
   }).catch(Boolean).then(go);
+}).catch(Boolean);
+
+// the drop-in widget, loaded only where one of the site's widgets has its ui on (docs/sdk.md)
+if (site) send('ui', JSON.stringify({site: site})).then(function (r) {
+  r = JSON.parse(r[1]).widgets;
+  if (!r.length || d.querySelector('perezvon-widget')) return;
+  s = d.createElement('perezvon-widget');
+  s.config = {base: base, site: site, widgets: r};
+  (d.body || d.documentElement).appendChild(s);
+  s = d.createElement('script');
+  s.src = base + '/ctw-widget.js';
+  d.head.appendChild(s);
 }).catch(Boolean);
 
 api = {

@@ -20,6 +20,7 @@ from ..store.db import Database
 from ..store.snapshots import SiteSnapshot, SnapshotCache
 from ..store.tables import callback_requests, tracking_sessions
 from ..throttling import Guard
+from .onpage import new_status_token
 
 DEFAULT_POINT_COSTS = {"getRouteKeyData": 1, "createRequest": 1, "serverCreate": 1}
 # One statement, values passed as parameters: SQLAlchemy compiles it once, where .values(**row) built and
@@ -65,6 +66,7 @@ class Origin:
 class Accepted:
     request_id: int
     due_at: datetime
+    status_token: str | None = None  # the visitor's key to this request's public status
 
 
 class GroupCommit:
@@ -339,6 +341,7 @@ class Intake:
             call_url=extra.get("callUrl"),
             utm=extra.get("utm") or {},
             status="pending",
+            status_token=new_status_token(),
             attempts_made=0,
             created_at=now,
             updated_at=now,
@@ -352,7 +355,7 @@ class Intake:
         await self.spend(snapshot, cost, now)
         for hook in self.on_created:
             hook(request_id, due_at, snapshot.id)
-        return Accepted(request_id, due_at)
+        return Accepted(request_id, due_at, row["status_token"])
 
     async def _session_of_site(self, session_id: int | None, site_id: int) -> int | None:
         """The session id if it is one of this site's sessions; an unknown one is dropped, not an error."""

@@ -5,6 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from .schemas import WidgetAnalytics, WidgetUi
+
+UI_DEFAULTS = WidgetUi().model_dump(by_alias=True)
+ANALYTICS_DEFAULTS = WidgetAnalytics().model_dump(by_alias=True)
+
 
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 UTC with milliseconds: 2026-11-25T10:00:00.123Z."""
@@ -63,8 +68,15 @@ def widget_resource(row: Any) -> dict[str, Any]:
             "periodSeconds": row["throttle_period_s"],
         },
         "callback": dict(row["callback"]),
+        "ui": widget_ui(row),
+        "analytics": {**ANALYTICS_DEFAULTS, **(row["analytics"] or {})},
         "createdAt": iso(row["created_at"]),
     }
+
+
+def widget_ui(row: Any) -> dict[str, Any]:
+    """The widget's ``ui`` with every key a stored value predates read as its default."""
+    return {**UI_DEFAULTS, **(row["ui"] or {})}
 
 
 def unit_resource(row: Any) -> dict[str, Any]:

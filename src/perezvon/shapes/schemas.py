@@ -6,7 +6,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from ..domain.phone import normalize_admin_phone
@@ -112,6 +112,63 @@ class CallbackSettings(CamelModel):
     language: Annotated[str, Field(pattern="^(ru|en)$")] = "ru"
 
 
+HEX_COLOR = "^#[0-9a-fA-F]{6}$"
+
+
+class DisplaySchedule(CamelModel):
+    """When the drop-in widget shows, in the widget schedule's time zone: these days, fromHour to toHour."""
+
+    days: list[Annotated[int, Field(ge=1, le=7)]] = [1, 2, 3, 4, 5, 6, 7]
+    from_hour: Annotated[int, Field(ge=0, le=23)] = 0
+    to_hour: Annotated[int, Field(ge=1, le=24)] = 24
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: list[int]) -> list[int]:
+        return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _order(self) -> DisplaySchedule:
+        if self.to_hour <= self.from_hour:
+            raise ValueError("toHour must be after fromHour")
+        return self
+
+
+class WidgetUi(CamelModel):
+    """The drop-in widget ``ctw.js`` renders on the site's pages (DESIGN §7 "Widgets on the page")."""
+
+    enabled: bool = False
+    color: Annotated[str, Field(pattern=HEX_COLOR)] = "#1a56db"
+    position: Annotated[str, Field(pattern="^(bottom-right|bottom-left)$")] = "bottom-right"
+    title: Annotated[str, Field(max_length=100)] = ""  # "" = the language's default text
+    language: Annotated[str, Field(pattern="^(ru|en)$")] = "ru"
+    button_text: Annotated[str, Field(max_length=60)] = ""
+    name_field: Annotated[str, Field(pattern="^(off|optional|required)$")] = "off"
+    consent_text: Annotated[str, Field(max_length=500)] = ""
+    # URL patterns: "*" matches anything, a leading "!" excludes; none = every page.
+    pages: Annotated[list[Annotated[str, Field(min_length=1, max_length=255)]], Field(max_length=50)] = []
+    delay_seconds: Annotated[int, Field(ge=0, le=600)] = 0
+    display_schedule: DisplaySchedule = DisplaySchedule()
+
+    @field_validator("title", "button_text", "consent_text")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        return v.strip()
+
+    @field_validator("pages")
+    @classmethod
+    def _pages(cls, v: list[str]) -> list[str]:
+        return [p.strip() for p in v if p.strip()]
+
+
+class WidgetAnalytics(CamelModel):
+    """Events ``ctw.js`` sends to the page's analytics when a request is created."""
+
+    enabled: bool = False
+    goal: Annotated[str, Field(pattern="^[A-Za-z0-9_.-]{1,64}$")] = "callback_request"
+    metrika_counter_id: Annotated[int, Field(ge=1)] | None = None
+
+
 class WidgetIn(CamelModel):
     route_key: Annotated[str, Field(min_length=1, max_length=255)]
     name: Annotated[str, Field(max_length=255)] = ""
@@ -121,6 +178,8 @@ class WidgetIn(CamelModel):
     collect_non_working_requests: bool = True
     throttle: Throttle = Throttle()
     callback: CallbackSettings = CallbackSettings()
+    ui: WidgetUi = WidgetUi()
+    analytics: WidgetAnalytics = WidgetAnalytics()
 
     _phones = field_validator("operator_phones")(lambda cls, v: _phones(v))
 
@@ -134,6 +193,8 @@ class WidgetPatch(CamelModel):
     collect_non_working_requests: bool | None = None
     throttle: Throttle | None = None
     callback: CallbackSettings | None = None
+    ui: WidgetUi | None = None
+    analytics: WidgetAnalytics | None = None
 
     _phones = field_validator("operator_phones")(lambda cls, v: None if v is None else _phones(v))
 

@@ -149,6 +149,10 @@ widgets = Table(
     Column("throttle_max_per_phone", Integer(), nullable=False),
     Column("throttle_period_s", Integer(), nullable=False),
     Column("callback", JSON(), nullable=False),
+    # The drop-in widget's look and display rules, and the page analytics events: camelCase like the API.
+    # Keys a stored value lacks read as their defaults (shapes.schemas.WidgetUi / WidgetAnalytics).
+    Column("ui", JSON(), nullable=False, server_default="{}"),
+    Column("analytics", JSON(), nullable=False, server_default="{}"),
     _created(),
     UniqueConstraint("site_id", "route_key", name="uq_widgets_site_route_key"),
 )
@@ -190,6 +194,8 @@ callback_requests = Table(
     Column("claimed_by", String(64), nullable=True),
     Column("claimed_until", UTCDateTime(), nullable=True),
     Column("finished_at", UTCDateTime(), nullable=True),
+    # Unguessable: lets the visitor's page read this one request's status (public request-status), nothing else.
+    Column("status_token", String(32), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
     _created(),
     Index("ix_callback_requests_site_created", "site_id", "created_at"),

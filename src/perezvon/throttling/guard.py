@@ -18,6 +18,8 @@ POINTS_TTL_S = 2 * 24 * 3600  # a day's ledger outlives the day in any time zone
 # Tracking sessions are not counted against the per-IP API limit (DESIGN §3), but each one is a row:
 # a generous limit of their own keeps a script from filling the database. A browser makes one.
 SESSIONS_PER_IP_PER_MINUTE = 60
+# The drop-in widget polls its request's status every few seconds; a whole office behind one IP fits.
+STATUS_READS_PER_IP_PER_MINUTE = 600
 
 
 SWEEP_INTERVAL_S = 1.0
@@ -107,6 +109,13 @@ class Guard:
         if await self.limiter.hit(item, "session", ip):
             return None
         return await self._retry_after(item, "session", ip)
+
+    async def hit_status(self, ip: str) -> int | None:
+        """Count one visitor request-status read from ``ip``; seconds to wait when over the limit."""
+        item = RateLimitItemPerSecond(STATUS_READS_PER_IP_PER_MINUTE, 60)
+        if await self.limiter.hit(item, "status", ip):
+            return None
+        return await self._retry_after(item, "status", ip)
 
     async def hit_user_cooldown(self, widget_id: int, user_key: str, seconds: int) -> int | None:
         """One accepted request per ``seconds`` per user and widget; 0 switches it off."""
