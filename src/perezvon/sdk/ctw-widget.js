@@ -151,7 +151,7 @@ var CSS = ':host{all:initial;position:fixed;bottom:20px;z-index:2147483000;font:
   '[part=dialog][hidden]{display:none}' +
   '@keyframes pz-in{from{opacity:0;transform:translateY(8px)}}' +
   '@media (prefers-reduced-motion:reduce){[part=dialog]{animation:none}[part=launcher]{transition:none}[part=launcher]:hover{transform:none}}' +
-  'h2{margin:0 36px 12px 0;font-size:18px;font-weight:600}' +
+  'h2{margin:0 36px 12px 0;font-size:18px;font-weight:600;overflow-wrap:anywhere}[part=consent]{overflow-wrap:anywhere}' +
   '[part=close]{position:absolute;top:10px;right:10px;width:36px;height:36px;border:0;border-radius:50%;background:transparent;color:#1b1f24;font-size:24px;line-height:1;cursor:pointer}' +
   '[part=close]:hover{background:#eef0f3}' +
   'label{display:block;margin:10px 0 4px;font-weight:600;font-size:14px}' +
@@ -278,8 +278,8 @@ class PerezvonWidget extends w.HTMLElement {
       this.slotAt[s.value] = s.at;
       return el('option', {value: s.value}, [this.moment(s.at)]);
     }, this));
-    this.slot = el('select', {id: 'pz-slot', name: 'scheduleTime'}, options);
-    this.when.replaceChildren(el('p', {part: 'note'}, [t.closed]), el('label', {for: 'pz-slot'}, [t.when]), this.slot);
+    this.picker = el('select', {id: 'pz-slot', name: 'scheduleTime'}, options);
+    this.when.replaceChildren(el('p', {part: 'note'}, [t.closed]), el('label', {for: 'pz-slot'}, [t.when]), this.picker);
   }
 
   // A moment in the visitor's own clock: 'today at 09:00', 'tomorrow at 09:00', 'Mon, 7 Dec at 09:00'.
@@ -310,7 +310,7 @@ class PerezvonWidget extends w.HTMLElement {
     this.say(t.sending);
     if (this.cfg.preview) return this.answer(true, {});
     w.ctw.createRequest(this.widget.routeKey, digits, fields, function (ok, data) { self.answer(ok, data); },
-      this.slot && this.slot.value || null);
+      this.picker && this.picker.value || null);
   }
 
   answer(ok, data) {
@@ -328,7 +328,7 @@ class PerezvonWidget extends w.HTMLElement {
     this.form.hidden = true;
     this.closer.focus();
     this.request = data;
-    var at = this.slot && this.slotAt[this.slot.value];
+    var at = this.picker && this.slotAt[this.picker.value];
     this.watch({status: 'pending', dueAt: new Date(at || Date.now()).toISOString()});
   }
 
