@@ -87,7 +87,8 @@ export function snippetStub() {
 //   storage: initial localStorage object, or 'throw' for a localStorage that throws;
 //   currentScript: false makes document.currentScript null (fallback to querySelectorAll);
 //   href: page URL; referrer; preload(window): called after the snippet stub is installed
-//   (the stub is installed only when preload is given); fetch: a fetch implementation.
+//   (the stub is installed only when preload is given); fetch: a fetch implementation;
+//   dom: extra document members (createElement, querySelector, head, body).
 export function loadCtw(opts = {}) {
   const href = opts.href || 'https://shop.example/catalog?utm_source=ya&utm_medium=cpc&utm_campaign=spring&x=1';
   const jar = new Map();
@@ -117,6 +118,7 @@ export function loadCtw(opts = {}) {
     referrer: opts.referrer === undefined ? 'https://search.example/?q=shop' : opts.referrer,
     currentScript: opts.currentScript === false ? null : script,
     querySelectorAll: (sel) => (sel === 'script[src*="ctw.js"]' ? [other, script].filter((s) => s.src.includes('ctw.js')) : []),
+    ...(opts.dom || {}),  // createElement, querySelector, head, body: for the widget loader
   };
   const store = opts.storage === 'throw' ? null : {...(opts.storage || {})};
   const localStorage = store ? {

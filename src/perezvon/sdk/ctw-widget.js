@@ -114,11 +114,11 @@ function displayAllowed(rule, utcTimezone, now) {
   return rule.days.indexOf(c.day) >= 0 && c.hour >= rule.fromHour && c.hour < rule.toHour;
 }
 
-// The next working hours from the schedule, as slots {at: ms, value: 'YYYY-MM-DD HH:00:00' local to it}.
+// The working hours of the coming week (each once), as slots {at: ms, value: 'YYYY-MM-DD HH:00:00' local to it}.
 function slots(schedule, now, limit) {
   var offset = offsetMinutes(schedule.utcTimezone), open = {}, out = [];
   (schedule.hours || []).forEach(function (c) { open[c.dayOfWeek + '-' + c.hour] = 1; });
-  for (var t = Math.ceil(now / HOUR) * HOUR, end = now + 8 * 24 * HOUR; t < end && out.length < limit; t += HOUR) {
+  for (var t = Math.ceil(now / HOUR) * HOUR, end = now + 7 * 24 * HOUR; t < end && out.length < limit; t += HOUR) {
     var c = wall(t, offset);
     if (open[c.day + '-' + c.hour] && t - now >= 5 * MIN) {
       out.push({at: t, value: c.date + ' ' + (c.hour < 10 ? '0' : '') + c.hour + ':00:00'});
