@@ -264,3 +264,79 @@ def test_pages_outside_the_widgets_patterns_get_no_widget(served: tuple[LiveServ
     page.wait_for_load_state("networkidle")
     assert page.locator("perezvon-widget [part=launcher]").count() == 0
     context.close()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    workdir = tmp_path_factory.mktemp("widget-cabinet")
+    server = start_server(f"sqlite:///{workdir / 'perezvon.db'}", workdir, args=("demo",))
+    yield server
+    stop_server(server)
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_cabinet_previews_the_widget_live_and_saves_its_settings(
+    demo: LiveServer, browser: Browser, width: int, tmp_path: Path
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 900}, locale="en-US")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)  # CSP refusals land here
+    page.goto(demo.base_url + "/")
+    page.fill("input[name=email]", "demo@perezvon.local")
+    page.fill("input[name=password]", "perezvon-demo")
+    page.click("button[type=submit]")
+    page.click("nav.mainnav >> text=Sites")
+    page.click("text=Demo site")
+    page.click("text=my_form_1")
+    section = page.locator("#widget-ui")
+    section.scroll_into_view_if_needed()
+
+    preview = page.locator("#widget-preview perezvon-widget")
+    expect(preview.locator("[part=dialog]")).to_be_visible()
+    expect(preview.locator("[part=submit]")).to_have_text("Перезвоните мне")  # the default language is Russian
+    assert not page.evaluate("document.activeElement.closest('perezvon-widget')"), "the preview takes no focus"
+
+    page.select_option("select[name='ui.language']", "en")
+    page.fill("input[name='ui.title']", "Ring me <b>now</b>")
+    page.select_option("select[name='ui.nameField']", "required")
+    page.locator("input[name='ui.color']").evaluate(
+        "(e) => { e.value = '#0b6e4f'; e.dispatchEvent(new Event('input', {bubbles: true})); }"
+    )
+    expect(preview.locator("#pz-title")).to_have_text("Ring me <b>now</b>")
+    expect(preview.locator("[part=submit]")).to_have_text("Call me back")
+    expect(preview.get_by_label("Your name")).to_be_visible()
+    # The admin's colour, white text on it (7.0:1): the preview is redrawn a moment after each change.
+    expect(preview.locator("[part=submit]")).to_have_css("background-color", "rgb(11, 110, 79)")
+    expect(preview.locator("[part=submit]")).to_have_css("color", "rgb(255, 255, 255)")
+
+    page.select_option("#widget-preview-mode", "closed")
+    expect(preview.get_by_label("When to call")).to_be_visible()  # slots from the painted schedule
+    page.select_option("#widget-preview-mode", "open")
+    expect(preview.get_by_label("When to call")).to_have_count(0)
+    section.screenshot(path=str(shots(tmp_path) / f"widget-settings-{width}.png"), animations="disabled")
+
+    page.check("input[name='ui.enabled']")
+    page.fill("textarea[name='ui.pages']", "/catalog/*\n!/cart")
+    page.check("input[name='analytics.enabled']")
+    page.fill("input[name='analytics.goal']", "callback_ok")
+    page.click("#widget-form button.primary")
+    expect(page.locator("input[name='ui.title']")).to_have_value("Ring me <b>now</b>")
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    [widget] = [
+        w
+        for s in httpx.get(demo.base_url + API + "/sites", headers=headers).json()
+        for w in httpx.get(demo.base_url + API + f"/sites/{s['id']}/widgets", headers=headers).json()
+        if w["routeKey"] == "my_form_1"
+    ]
+    assert widget["ui"]["enabled"] is True and widget["ui"]["color"] == "#0b6e4f"
+    assert widget["ui"]["pages"] == ["/catalog/*", "!/cart"] and widget["ui"]["nameField"] == "required"
+    assert widget["analytics"]["enabled"] is True and widget["analytics"]["goal"] == "callback_ok"
+    assert errors == []
+    # Put it back for the other width.
+    httpx.patch(demo.base_url + API + f"/widgets/{widget['id']}", json={"ui": UI_RESET}, headers=headers)
+    context.close()
+
+
+UI_RESET = {"enabled": False, "language": "ru", "title": "", "nameField": "off", "color": "#1a56db", "pages": []}

@@ -140,7 +140,7 @@ function el(tag, attrs, kids) {
 
 var CSS = ':host{all:initial;position:fixed;bottom:20px;z-index:2147483000;font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1f24}' +
   ':host([data-position=bottom-right]){right:20px}:host([data-position=bottom-left]){left:20px}' +
-  ':host([data-preview]){position:absolute}' +
+  ':host([data-preview]){position:absolute}:host([data-preview]) [part=dialog]{width:min(340px,calc(100vw - 120px))}' +
   '*{box-sizing:border-box;font:inherit}' +
   '[part=launcher]{width:60px;height:60px;border-radius:50%;border:0;cursor:pointer;background:var(--c);color:var(--t);box-shadow:0 4px 14px rgba(0,0,0,.3);display:grid;place-items:center;transition:transform .2s}' +
   '[part=launcher]:hover{transform:scale(1.06)}' +
@@ -215,23 +215,29 @@ class PerezvonWidget extends w.HTMLElement {
     this.dialog = el('div', {id: 'pz-dialog', part: 'dialog', role: 'dialog', 'aria-modal': 'true',
       'aria-labelledby': 'pz-title', hidden: true}, [el('h2', {id: 'pz-title'}, [ui.title || t.title]), this.closer,
       this.form, this.status]);
-    root.replaceChildren(el('style', {}, [CSS]), this.launcher, this.dialog);
+    root.replaceChildren(this.launcher, this.dialog);
+    // A constructed sheet passes a page's strict CSP (style-src without 'unsafe-inline'); else a <style>.
+    try {
+      var sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS);
+      root.adoptedStyleSheets = [sheet];
+    } catch (e) { root.prepend(el('style', {}, [CSS])); }
 
     this.launcher.addEventListener('click', function () { self.toggle(self.dialog.hidden); });
     this.closer.addEventListener('click', function () { self.toggle(false); });
     root.addEventListener('keydown', function (e) { if (!self.dialog.hidden) self.keys(e); });
     this.phone.addEventListener('input', function (e) { self.typed(e); });
     this.form.addEventListener('submit', function (e) { e.preventDefault(); self.send(); });
-    if (cfg.preview && cfg.open) this.toggle(true);
+    if (cfg.preview && cfg.open) this.toggle(true, true);
   }
 
-  toggle(open) {
+  toggle(open, quietly) {
     this.dialog.hidden = !open;
     this.launcher.setAttribute('aria-expanded', String(open));
     if (!open) return this.launcher.focus();
     if (!this.looked && !this.cfg.preview) this.lookUp();
-    if (this.cfg.preview && this.cfg.closed) this.showClosed(this.cfg.closed);
-    (this.form.hidden ? this.closer : this.name || this.phone).focus();
+    if (this.cfg.preview && this.cfg.closed && !this.picker) this.showClosed(this.cfg.closed);
+    if (!quietly) (this.form.hidden ? this.closer : this.name || this.phone).focus();
   }
 
   // Escape closes; Tab stays inside the dialog while it is open (a focus trap).

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..domain.phone import normalize_admin_phone
 from ..domain.schedule import format_utc_offset
+from ..shapes.resources import ANALYTICS_DEFAULTS, UI_DEFAULTS
 from ..shapes.schemas import CallbackSettings, Throttle
 
 Errors = dict[str, list[str]]
@@ -90,7 +91,47 @@ def widget_payload(form: Any) -> dict[str, Any]:
             "redialIntervalSeconds": _text(form, "callback.redialIntervalSeconds"),
             "language": _text(form, "callback.language") or "ru",
         },
+        "ui": ui_payload(form),
+        "analytics": _given(
+            {
+                "enabled": checked(form, "analytics.enabled"),
+                "goal": _text(form, "analytics.goal"),
+                "metrikaCounterId": _text(form, "analytics.metrikaCounterId") or None,
+            }
+        ),
     }
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    """Leave out what was left empty (or is not in the form at all), so the setting's default applies."""
+    return {k: v for k, v in values.items() if v != ""}
+
+
+def ui_payload(form: Any) -> dict[str, Any]:
+    """The drop-in widget's section of the widget form (the same inputs feed its live preview)."""
+    return _given(
+        {
+            "enabled": checked(form, "ui.enabled"),
+            "color": _text(form, "ui.color"),
+            "position": _text(form, "ui.position"),
+            "title": _text(form, "ui.title"),
+            "language": _text(form, "ui.language") or "ru",
+            "buttonText": _text(form, "ui.buttonText"),
+            "nameField": _text(form, "ui.nameField") or "off",
+            "consentText": _text(form, "ui.consentText"),
+            "pages": lines(form.get("ui.pages")),
+            "delaySeconds": _text(form, "ui.delaySeconds"),
+            "displaySchedule": _given(
+                {
+                    "days": [
+                        int(d) for d in form.getlist("ui.displaySchedule.days") if isinstance(d, str) and d.isdigit()
+                    ],
+                    "fromHour": _text(form, "ui.displaySchedule.fromHour"),
+                    "toHour": _text(form, "ui.displaySchedule.toHour"),
+                }
+            ),
+        }
+    )
 
 
 def widget_defaults(utc_timezone: str) -> dict[str, Any]:
@@ -107,6 +148,8 @@ def widget_defaults(utc_timezone: str) -> dict[str, Any]:
         "collectNonWorkingRequests": True,
         "throttle": Throttle().model_dump(by_alias=True),
         "callback": CallbackSettings().model_dump(by_alias=True),
+        "ui": UI_DEFAULTS,
+        "analytics": ANALYTICS_DEFAULTS,
     }
 
 
@@ -115,6 +158,13 @@ def with_callback_defaults(resource: dict[str, Any]) -> dict[str, Any]:
     resource = dict(resource)
     resource["callback"] = {**CallbackSettings().model_dump(by_alias=True), **resource.get("callback", {})}
     return resource
+
+
+def with_ui_defaults(widget: dict[str, Any]) -> dict[str, Any]:
+    """A widget (stored, or a form sent back with errors) with every ui / analytics setting it lacks at its default."""
+    ui = {**UI_DEFAULTS, **(widget.get("ui") or {})}
+    ui["displaySchedule"] = {**UI_DEFAULTS["displaySchedule"], **(ui.get("displaySchedule") or {})}
+    return {**widget, "ui": ui, "analytics": {**ANALYTICS_DEFAULTS, **(widget.get("analytics") or {})}}
 
 
 def validate(model: type[BaseModel], payload: dict[str, Any]) -> tuple[BaseModel | None, Errors]:

@@ -26,6 +26,7 @@ from .forms import (
     widget_defaults,
     widget_payload,
     with_callback_defaults,
+    with_ui_defaults,
 )
 
 TIMEZONES = sorted(z for z in available_timezones() if "/" in z or z == "UTC")
@@ -151,6 +152,7 @@ async def site_delete(request: Request) -> Response:
 def _widget_form(
     request: Request, site: dict[str, Any], widget: dict[str, Any], errors: dict, status: int = 200
 ) -> Response:
+    widget = with_ui_defaults(widget)
     cells = {f"{c['dayOfWeek']}-{c['hour']}" for c in widget["schedule"]["hours"]}
     offsets = list(UTC_OFFSETS)
     if widget["schedule"]["utcTimezone"] and widget["schedule"]["utcTimezone"] not in offsets:
@@ -182,6 +184,8 @@ def _widget_values(body: BaseModel) -> dict[str, Any]:
     values = body.model_dump()
     assert isinstance(body, WidgetIn)
     values["callback"] = body.callback.model_dump(by_alias=True)  # stored camelCase, like the API stores it
+    values["ui"] = body.ui.model_dump(by_alias=True)
+    values["analytics"] = body.analytics.model_dump(by_alias=True)
     return values
 
 

@@ -146,6 +146,48 @@
     if (e.target.hasAttribute('data-autosubmit')) e.target.form.submit();
   });
 
+  /* -- the drop-in widget's live preview: the real ctw-widget.js, fed from the form, sending nothing -- */
+  function widgetPreview(box) {
+    var form = document.getElementById('widget-form');
+    var mode = document.getElementById('widget-preview-mode');
+    var script = document.createElement('script');
+    script.src = box.getAttribute('data-script');
+    document.head.appendChild(script);
+    function value(name) { var input = form.elements[name]; return input ? input.value : ''; }
+    function config() {
+      var days = [].map.call(form.querySelectorAll('[name="ui.displaySchedule.days"]:checked'), function (b) { return +b.value; });
+      var hours = [].map.call(form.querySelectorAll('input[name=cell]:checked'), function (b) {
+        var p = b.value.split('-');
+        return {dayOfWeek: +p[0], hour: +p[1]};
+      });
+      var ui = {
+        color: value('ui.color'), position: value('ui.position'), title: value('ui.title'), language: value('ui.language'),
+        buttonText: value('ui.buttonText'), nameField: value('ui.nameField'), consentText: value('ui.consentText'),
+        pages: [], delaySeconds: 0, displaySchedule: {days: days, fromHour: 0, toHour: 24}
+      };
+      var schedule = {utcTimezone: value('schedule.utcTimezone'), hours: hours};
+      return {preview: true, open: true, widgets: [{routeKey: value('routeKey'), ui: ui, utcTimezone: schedule.utcTimezone,
+        phone: {callingCode: '7', trunkPrefix: '8'}}],
+        closed: mode.value === 'closed' ? {collectNonWorkingRequests: form.elements.collectNonWorkingRequests.checked,
+          workingSchedule: schedule} : null};
+    }
+    var timer;
+    function draw() {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var widget = document.createElement('perezvon-widget');
+        widget.config = config();
+        box.replaceChildren(widget);
+      }, 150);
+    }
+    form.addEventListener('input', draw);
+    form.addEventListener('change', draw);
+    mode.addEventListener('change', draw);
+    draw();
+  }
+
+  var preview = document.getElementById('widget-preview');
+  if (preview) widgetPreview(preview);
   var grid = document.getElementById('schedule-grid');
   if (grid) scheduleGrid(grid);
   var rows = document.getElementById('journal-rows');
