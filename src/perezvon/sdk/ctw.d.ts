@@ -47,6 +47,10 @@ export type RouteKeyDataSuccessResponse = RouteKeyDataNotFound | RouteKeyDataFou
 export interface CreateRequestSuccessResponse {
   /** The callback request's id (the journal shows the same id). */
   callbackRequestId: number;
+  /** perezvon: the visitor's key to this request's status (`POST /api/widget/v1/request-status`). */
+  statusToken?: string;
+  /** perezvon: present when the widget's analytics events are on; ctw.js has already sent them. */
+  analytics?: {goal: string; metrikaCounterId?: number};
 }
 
 /** An extra `{name, value}` pair: strings of 1..255 characters (Latin or Cyrillic). */
