@@ -59,6 +59,10 @@ test('a number is whole when its digits are all there (a leading 8 waits for 11)
   assert.equal(R.complete('8 900 123-45-67', RU), true);
   assert.equal(R.complete('900 123-45-67', RU), true);
   assert.equal(R.complete('+7 900 123-45-6', RU), false);
+  assert.equal(R.complete('7 900 123-45-6', RU), false, 'a leading 7 waits for 11 digits too');
+  assert.equal(R.complete('7 900 123-45-67', RU), true);
+  assert.equal(R.complete('555 123 456', US), false);
+  assert.equal(R.complete('555 123 4567', US), true);
   assert.equal(R.pretty('79001234567', RU), '+7 (900) 123-45-67');
   assert.equal(R.pretty('15551234567', US), '+1 (555) 123-4567');
   assert.equal(R.pretty('49301234567', {callingCode: '49'}), '+49 301 234 567');

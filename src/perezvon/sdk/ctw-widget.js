@@ -50,12 +50,13 @@ function normalise(typed, plan) {
   return x.length === 11 && x.indexOf(cc) === 0 ? x : '';
 }
 
-// Whether the typed text is finished as typed (a leading trunk prefix waits for its full length).
+// Whether the typed text is finished as typed: a leading trunk prefix or country code ('8 900…',
+// '7 900…') waits for all 11 digits, so '7 900 123 45 6' is not taken for a 10-digit national number.
 function complete(typed, plan) {
-  var x = String(typed).replace(/\D/g, ''), tp = plan.trunkPrefix || '';
-  var national = 11 - plan.callingCode.length;
+  var x = String(typed).replace(/\D/g, ''), cc = plan.callingCode, tp = plan.trunkPrefix || '';
+  var lead = tp && x.indexOf(tp) === 0 ? tp : x.indexOf(cc) === 0 ? cc : '';
   if (/^\s*\+/.test(typed)) return x.length === 11;
-  return x.length === (tp && x.indexOf(tp) === 0 ? national + tp.length : national);
+  return x.length === 11 - cc.length + lead.length;
 }
 
 // 79001234567 -> '+7 (900) 123-45-67'; 15551234567 -> '+1 (555) 123-4567'; others '+CC NNN NNN NNN'.
@@ -138,7 +139,7 @@ function el(tag, attrs, kids) {
   return e;
 }
 
-var CSS = ':host{all:initial;position:fixed;bottom:20px;z-index:2147483000;font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1f24}' +
+var CSS = ':host{all:initial;position:fixed;bottom:20px;z-index:2147483000;font:15px/1.4 system-ui,sans-serif;color:#1b1f24}' +
   ':host([data-position=bottom-right]){right:20px}:host([data-position=bottom-left]){left:20px}' +
   ':host([data-preview]){position:absolute}:host([data-preview]) [part=dialog]{width:min(340px,calc(100vw - 120px))}' +
   '*{box-sizing:border-box;font:inherit}' +
@@ -153,7 +154,6 @@ var CSS = ':host{all:initial;position:fixed;bottom:20px;z-index:2147483000;font:
   '@media (prefers-reduced-motion:reduce){[part=dialog]{animation:none}[part=launcher]{transition:none}[part=launcher]:hover{transform:none}}' +
   'h2{margin:0 36px 12px 0;font-size:18px;font-weight:600;overflow-wrap:anywhere}[part=consent]{overflow-wrap:anywhere}' +
   '[part=close]{position:absolute;top:10px;right:10px;width:36px;height:36px;border:0;border-radius:50%;background:transparent;color:#1b1f24;font-size:24px;line-height:1;cursor:pointer}' +
-  '[part=close]:hover{background:#eef0f3}' +
   'label{display:block;margin:10px 0 4px;font-weight:600;font-size:14px}' +
   'label small{font-weight:400;color:#4a525c}' +
   'input,select{display:block;width:100%;padding:10px 12px;border:1px solid #6b7480;border-radius:8px;background:#fff;color:#1b1f24;font-size:16px}' +
