@@ -111,3 +111,14 @@ test('slots are the coming working hours, as scheduleTime in the call center\'s 
   assert.equal(R.slots(schedule, now, 2).length, 2);
   assert.deepEqual(R.slots({utcTimezone: 'UTC+03:00', hours: []}, now, 24), []);
 });
+
+test('the widget\'s own colours pass WCAG AA on its white dialog', () => {
+  const css = WIDGET.slice(WIDGET.indexOf('var CSS'), WIDGET.indexOf('var PHONE_ICON'));
+  const text = {'#1b1f24': 'text', '#4a525c': 'hints and consent', '#b3261e': 'errors'};
+  for (const [colour, what] of Object.entries(text)) {
+    assert.ok(css.includes(colour), `${colour} is used`);
+    assert.ok(R.contrast(colour, '#ffffff') >= 4.5, `${what}: ${R.contrast(colour, '#ffffff')}`);
+  }
+  // Field borders are not text: 3:1 (WCAG 1.4.11) for the input's edge.
+  assert.ok(R.contrast('#6b7480', '#ffffff') >= 3);
+});
