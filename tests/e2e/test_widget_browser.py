@@ -88,6 +88,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
                 "ui": {**ui, "title": "Call me " + EVIL, "consentText": EVIL, "pages": ["/evil"]},
             },
         )
+        admin.post(
+            f"/sites/{site['id']}/widgets",
+            json={
+                "routeKey": "retry_form",
+                "operatorPhones": ["+7 999 000-00-11"],
+                "callback": {"redialAttempts": 0, "ringTimeoutSeconds": 5},
+                "ui": {**ui, "pages": ["/retry"]},
+            },
+        )
         assert open_widget["ui"]["enabled"] and closed_widget["ui"]["enabled"]
     with page_host(
         {
@@ -95,6 +104,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
             "/closed": site_page(server.base_url, site["siteKey"], "Цветы: закрыто"),
             "/elsewhere": site_page(server.base_url, site["siteKey"], "No widget here"),
             "/evil": site_page(server.base_url, site["siteKey"], "Admin texts are text"),
+            "/retry": site_page(server.base_url, site["siteKey"], "A visitor who does not answer"),
         }
     ) as host:
         yield server, {"site": site, "host": host, "closed_day": closed_day}
@@ -252,6 +262,20 @@ def test_a_wrong_number_is_said_next_to_the_field(served: tuple[LiveServer, dict
     expect(phone).to_be_focused()
     expect(page.locator("perezvon-widget #pz-phone-error")).to_contain_text("Enter the whole number")
     assert page.evaluate("window.__pwned") is None
+    context.close()
+
+
+def test_a_visitor_not_reached_is_told_so_and_may_ask_again(served: tuple[LiveServer, dict], browser: Browser) -> None:
+    _, ctx = served
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(ctx["host"] + "/retry")
+    page.locator("perezvon-widget [part=launcher]").click()
+    page.get_by_label("Your phone number").fill("+7 900 123-45-01")  # the simulated line: never answers
+    page.locator("perezvon-widget [part=submit]").click()
+    status = page.locator("perezvon-widget [part=status]")
+    expect(status).to_have_text("We could not reach you. Please try again later.", timeout=30_000)
+    expect(page.get_by_label("Your phone number")).to_be_visible()
     context.close()
 
 

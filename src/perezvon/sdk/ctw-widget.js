@@ -36,7 +36,7 @@ var TEXT = {
 var DONE = {completed: 1, failed: 1, cancelled: 1};
 var MIN = 6e4, HOUR = 36e5;
 
-// -- pure rules (also reachable as customElements.get('perezvon-widget').rules, for tests) ------------------------------------------
+// -- pure rules (also customElements.get('perezvon-widget').rules, for tests)
 
 // What a visitor typed -> the API's 11 digits, for a plan {callingCode, trunkPrefix}: '+7 (900) 123-45-67',
 // '8 900 123-45-67' and '900 123 45 67' all give '79001234567'. '' when it is not a whole number yet.
@@ -128,7 +128,7 @@ function slots(schedule, now, limit) {
   return out;
 }
 
-// -- the element -----------------------------------------------------------------------------------------
+// -- the element
 
 function el(tag, attrs, kids) {
   var e = d.createElement(tag);
@@ -342,7 +342,10 @@ class PerezvonWidget extends w.HTMLElement {
   watch(state) {
     var self = this, t = this.t, due = Date.parse(state.dueAt || state.nextAttemptAt) || 0, near = due - Date.now() < 2 * MIN;
     if (state.status === 'dialing') this.say(state.operatorOnLine ? t.operator : t.calling);
-    else if (DONE[state.status]) this.say(t[state.status]);
+    else if (DONE[state.status]) {
+      this.say(t[state.status]);
+      this.form.hidden = state.status === 'completed';  // else they may ask again
+    }
     else this.say(due && !near ? t.willCall + this.moment(due) : t.soon);
     var r = this.request || {};
     if (DONE[state.status] || !r.statusToken || (this.polls = (this.polls || 0) + 1) > 400) return;
