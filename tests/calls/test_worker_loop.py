@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from perezvon.calls.engine import Worker
+from perezvon.calls.worker import Worker
 
 
 class FakeQueue:

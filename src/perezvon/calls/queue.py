@@ -14,16 +14,16 @@ the database), and ``expired`` finds those requests for recovery.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, false, insert, or_, select, update
+from sqlalchemy import and_, exists, false, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 
 from ..clock import utcnow
-from ..domain.callback import DIALING, PENDING
+from ..domain.callback import DIALING, PENDING, request_transition
 from ..store.db import Database
 from ..store.tables import call_attempts, callback_requests, sites
 
@@ -33,6 +33,7 @@ DUE_CHANNEL = "perezvon_due"  # NOTIFY channel (migration 0002 fires it on pendi
 WEBHOOK_CHANNEL = "perezvon_webhooks"
 
 _r = callback_requests.c
+_a = call_attempts.c
 
 
 def _deferred_site() -> Any:
@@ -100,7 +101,7 @@ class DueQueue:
                     update(callback_requests)
                     .where(chosen, _due(now))  # the conditional update: only rows still due are claimed
                     .values(
-                        status=DIALING,
+                        status=request_transition(PENDING, DIALING),
                         claimed_by=self.worker_id,
                         claimed_until=now + self.lease,
                         attempts_made=_r.attempts_made + 1,
@@ -111,13 +112,14 @@ class DueQueue:
             ).mappings().all()
             if not rows:
                 return []
+            numbers = await self._attempt_numbers(conn, rows)
             opened = (
                 await conn.execute(
                     insert(call_attempts).returning(call_attempts.c.id, call_attempts.c.request_id),
                     [
                         {
                             "request_id": row["id"],
-                            "number": row["attempts_made"],
+                            "number": numbers[row["id"]],
                             "worker": self.worker_id,
                             "started_at": now,
                             "billed_seconds": 0,
@@ -127,7 +129,21 @@ class DueQueue:
                 )
             ).all()
         attempt_of = {request_id: attempt_id for attempt_id, request_id in opened}
-        return [Claim(dict(row), attempt_of[row["id"]], row["attempts_made"], now) for row in rows]
+        return [Claim(dict(row), attempt_of[row["id"]], numbers[row["id"]], now) for row in rows]
+
+    @staticmethod
+    async def _attempt_numbers(conn: Any, rows: Sequence[Any]) -> dict[int, int]:
+        """Each claimed request's new attempt number: one past its journal's last. ``attempts_made``
+        counts the attempts since the request was (re)scheduled, and an admin's reschedule of a finished
+        request starts that count again while its earlier attempts stay in the journal."""
+        last = dict(
+            (await conn.execute(
+                select(_a.request_id, func.max(_a.number))
+                .where(_a.request_id.in_([row["id"] for row in rows]))
+                .group_by(_a.request_id)
+            )).all()
+        )
+        return {row["id"]: max(row["attempts_made"], (last.get(row["id"]) or 0) + 1) for row in rows}
 
     async def renew(self, request_ids: Iterable[int], now: datetime | None = None) -> set[int]:
         """Extend the leases of our calls in hand; returns the ids that are still ours."""
