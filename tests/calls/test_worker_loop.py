@@ -74,3 +74,32 @@ async def test_a_call_being_recorded_is_not_taken_for_lost() -> None:
     worker.engine.closing.add(1)
     assert await worker.heartbeat_once() == 0 and not call.cancelled()
     call.cancel()
+
+
+class FailingLife:
+    """Recovery that fails for request 1 (a bad row) and works for the others."""
+
+    def __init__(self) -> None:
+        self.recovered: list[int] = []
+        self.postponed: list[int] = []
+
+    async def recover(self, row: dict) -> object:
+        if row["id"] == 1:
+            raise ValueError("bad row")
+        self.recovered.append(row["id"])
+        return object()
+
+    async def postpone_recovery(self, row: dict, until: object) -> bool:
+        self.postponed.append(row["id"])
+        return True
+
+
+async def test_one_failing_recovery_does_not_block_the_others() -> None:
+    class ExpiredQueue(FakeQueue):
+        async def expired(self) -> list[dict]:
+            return [{"id": 1}, {"id": 2}, {"id": 3}]
+
+    life = FailingLife()
+    worker = Worker(SimpleNamespace(closing=set(), life=life), ExpiredQueue(), lease_s=30)  # type: ignore[arg-type]
+    assert await worker.recover_once() == 2
+    assert life.recovered == [2, 3] and life.postponed == [1]  # looked at again a lease later

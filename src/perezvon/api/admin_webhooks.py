@@ -59,8 +59,9 @@ async def list_deliveries(
             "Unknown status",
             {"fields": [{"name": "status", "errors": [{"message": f"one of {', '.join(outbox.DELIVERY_STATUSES)}"}]}]},
         )
-    rows, total = await outbox.deliveries_of_site(request.app.state.db, site_id, status=status,
-                                                  request_id=request_id, limit=limit, offset=offset)
+    rows, total = await outbox.deliveries_of_site(
+        request.app.state.db, site_id, status=status, request_id=request_id, limit=limit, offset=offset
+    )
     return {"items": [delivery_resource(r) for r in rows], "total": total, "limit": limit, "offset": offset}
 
 

@@ -176,13 +176,22 @@ class AttemptRunner:
             state, action = cb.step(state, await step(call, action))
         return action.outcome
 
-    async def finish(self, claim: Claim, outcome: str, record: AttemptRecord,
-                     context: CallContext | None = None) -> Decision | None:
+    async def finish(
+        self, claim: Claim, outcome: str, record: AttemptRecord, context: CallContext | None = None
+    ) -> Decision | None:
         """Close the attempt (see RequestLife.close_attempt); None if the claim was lost."""
         if context is None:
             context = await self.context(claim.request)
-        return await self.life.close_attempt(claim.request, claim.attempt_id, claim.attempt_number, outcome,
-                                             record, record.bridged_s, context.snapshot, context.widget)
+        return await self.life.close_attempt(
+            claim.request,
+            claim.attempt_id,
+            claim.attempt_number,
+            outcome,
+            record,
+            record.bridged_s,
+            context.snapshot,
+            context.widget,
+        )
 
     # -- the steps: each performs one action and returns what happened ------------------------------------
 
@@ -234,8 +243,12 @@ class AttemptRunner:
     @staticmethod
     def _announcement(request: dict[str, Any], context: CallContext, language: str, confirm: bool) -> str:
         fields = [(str(f.get("name", "")), str(f.get("value", ""))) for f in request["fields"] or []]
-        text = announcement_text(fields, language=language, site_name=(context.site or {}).get("name"),  # type: ignore[arg-type]
-                                 unit_name=(context.unit or {}).get("name"))
+        text = announcement_text(
+            fields,
+            language=language,
+            site_name=(context.site or {}).get("name"),  # type: ignore[arg-type]
+            unit_name=(context.unit or {}).get("name"),
+        )
         if confirm:
             text = f"{text} {cb.CONFIRM_PROMPT.get(language, cb.CONFIRM_PROMPT['en'])}"
         return text

@@ -74,12 +74,7 @@ class DueQueue:
         if limit <= 0:
             return []
         now = now or utcnow()
-        candidates = (
-            select(_r.id)
-            .where(_due(now), ~_deferred_site())
-            .order_by(_r.next_attempt_at)
-            .limit(limit)
-        )
+        candidates = select(_r.id).where(_due(now), ~_deferred_site()).order_by(_r.next_attempt_at).limit(limit)
         async with self.db.write() as conn:
             if self.db.is_sqlite:
                 ids = list((await conn.execute(candidates)).scalars())
@@ -97,19 +92,23 @@ class DueQueue:
                 )
                 chosen = _r.id == locked.c.id
             rows = (
-                await conn.execute(
-                    update(callback_requests)
-                    .where(chosen, _due(now))  # the conditional update: only rows still due are claimed
-                    .values(
-                        status=request_transition(PENDING, DIALING),
-                        claimed_by=self.worker_id,
-                        claimed_until=now + self.lease,
-                        attempts_made=_r.attempts_made + 1,
-                        updated_at=now,
+                (
+                    await conn.execute(
+                        update(callback_requests)
+                        .where(chosen, _due(now))  # the conditional update: only rows still due are claimed
+                        .values(
+                            status=request_transition(PENDING, DIALING),
+                            claimed_by=self.worker_id,
+                            claimed_until=now + self.lease,
+                            attempts_made=_r.attempts_made + 1,
+                            updated_at=now,
+                        )
+                        .returning(*callback_requests.c)
                     )
-                    .returning(*callback_requests.c)
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
             if not rows:
                 return []
             numbers = await self._attempt_numbers(conn, rows)
@@ -137,11 +136,13 @@ class DueQueue:
         counts the attempts since the request was (re)scheduled, and an admin's reschedule of a finished
         request starts that count again while its earlier attempts stay in the journal."""
         last = dict(
-            (await conn.execute(
-                select(_a.request_id, func.max(_a.number))
-                .where(_a.request_id.in_([row["id"] for row in rows]))
-                .group_by(_a.request_id)
-            )).all()
+            (
+                await conn.execute(
+                    select(_a.request_id, func.max(_a.number))
+                    .where(_a.request_id.in_([row["id"] for row in rows]))
+                    .group_by(_a.request_id)
+                )
+            ).all()
         )
         return {row["id"]: max(row["attempts_made"], (last.get(row["id"]) or 0) + 1) for row in rows}
 

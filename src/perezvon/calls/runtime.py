@@ -82,8 +82,13 @@ class Runtime:
             recordings_dir=self.settings.recordings_dir,
         )
         queue = DueQueue(self.db, new_worker_id(), self.settings.worker_lease_s)
-        self.worker = Worker(engine, queue, concurrency=self.settings.worker_concurrency,
-                             lease_s=self.settings.worker_lease_s, poll_s=POLL_S)
+        self.worker = Worker(
+            engine,
+            queue,
+            concurrency=self.settings.worker_concurrency,
+            lease_s=self.settings.worker_lease_s,
+            poll_s=POLL_S,
+        )
         wakeups = self.life.notifier
         assert isinstance(wakeups, Wakeups), "the runtime plugs its wake-ups into a Wakeups notifier"
         self._unplug = wakeups.plug(worker=self.worker.wake, webhooks=self.webhooks.wake, events=self.bus.publish)
@@ -95,8 +100,12 @@ class Runtime:
             # (if it cannot, the safety poll still works and the listener keeps retrying).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.listening.wait(), 5)
-        log.info("callback worker %s started (%s line, %d calls at once)", queue.worker_id,
-                 self.settings.dialer, self.settings.worker_concurrency)
+        log.info(
+            "callback worker %s started (%s line, %d calls at once)",
+            queue.worker_id,
+            self.settings.dialer,
+            self.settings.worker_concurrency,
+        )
         return self
 
     async def _listen(self) -> None:
@@ -122,8 +131,7 @@ class Runtime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("LISTEN connection failed (%s); the safety poll covers it, retrying in %.0f s",
-                            exc, delay)
+                log.warning("LISTEN connection failed (%s); the safety poll covers it, retrying in %.0f s", exc, delay)
             finally:
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):

@@ -77,11 +77,13 @@ class Outbound:
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DeliveryError(f"refused: only http(s) URLs are called, got {parts.scheme or 'no'} scheme",
-                                permanent=True)
+            raise DeliveryError(
+                f"refused: only http(s) URLs are called, got {parts.scheme or 'no'} scheme", permanent=True
+            )
         try:
-            response = await self._client.post(url, content=body, headers={"Content-Type": "application/json",
-                                                                           **headers})
+            response = await self._client.post(
+                url, content=body, headers={"Content-Type": "application/json", **headers}
+            )
         except httpx.TimeoutException:
             raise DeliveryError("timed out") from None
         except httpx.HTTPError as exc:
@@ -111,9 +113,17 @@ class Backoff:
 class WebhookSender:
     """Sends due deliveries; a loop step (``deliver_once``) is a method so tests drive it directly."""
 
-    def __init__(self, db: Database, outbound: Outbound | None = None, *, backoff: Backoff | None = None,
-                 concurrency: int = 10, lease_s: float = 60.0, poll_s: float = 5.0,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        db: Database,
+        outbound: Outbound | None = None,
+        *,
+        backoff: Backoff | None = None,
+        concurrency: int = 10,
+        lease_s: float = 60.0,
+        poll_s: float = 5.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.db = db
         self.outbound = outbound or Outbound()
         self.backoff = backoff or Backoff()
@@ -148,8 +158,7 @@ class WebhookSender:
         except DeliveryError as exc:
             last = exc.permanent or row["tries"] >= self.backoff.max_tries
             values = outbox.retry_or_fail(None if last else self._retry_at(row), exc.status_code, str(exc))
-            log.info("webhook %s to %s: try %s failed (%s)", row["id"], urlsplit(row["url"]).netloc,
-                     row["tries"], exc)
+            log.info("webhook %s to %s: try %s failed (%s)", row["id"], urlsplit(row["url"]).netloc, row["tries"], exc)
         except Exception as exc:  # never let one delivery crash the loop; retry it later
             log.exception("webhook %s: unexpected failure", row["id"])
             values = outbox.retry_or_fail(self._retry_at(row), None, f"internal error: {type(exc).__name__}")

@@ -139,8 +139,9 @@ class Worker:
         self._loops = [
             asyncio.create_task(self._dispatch_loop(), name="callback-dispatch"),
             asyncio.create_task(self._every(self.lease_s / 3, self.heartbeat_once), name="callback-heartbeat"),
-            asyncio.create_task(self._every(min(self.poll_s, self.lease_s / 2), self.recover_once),
-                                name="callback-recovery"),
+            asyncio.create_task(
+                self._every(min(self.poll_s, self.lease_s / 2), self.recover_once), name="callback-recovery"
+            ),
         ]
 
     async def _dispatch_loop(self) -> None:

@@ -1,7 +1,7 @@
 """The callback state machine (DESIGN §4, §5): pure, no I/O, time and call results passed in.
 
 One *attempt* walks: ring an operator phone → (ask to press 1) → read the request out → ring the
-visitor → bridge → hang-up. The engine (``calls/engine.py``) performs each ``Action`` this module
+visitor → bridge → hang-up. The attempt runner (``calls/attempts.py``) performs each ``Action`` this module
 returns and feeds what happened back as an ``Event``; every decision lives here so it can be tested
 step by step without a line.
 

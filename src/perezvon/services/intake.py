@@ -162,8 +162,9 @@ class Intake:
             raise PublicError("request_phone_blacklisted", "This phone number is blacklisted", {})
         due_at = self._due_at(widget, schedule, request, now)
         session_id = await self._session_of_site(origin.session_id, snapshot.id)
-        await self._check_throttles(widget, request.phone, f"s{session_id}" if session_id is not None else
-                                    f"ip{origin.ip}")
+        await self._check_throttles(
+            widget, request.phone, f"s{session_id}" if session_id is not None else f"ip{origin.ip}"
+        )
         extra = extra or {}
         values = dict(
             site_id=snapshot.id,
@@ -185,7 +186,11 @@ class Intake:
         return Accepted(request_id, due_at)
 
     def _check_fields(
-        self, snapshot: SiteSnapshot | None, request: RequestInput, errors: FieldErrors, origin: Origin,
+        self,
+        snapshot: SiteSnapshot | None,
+        request: RequestInput,
+        errors: FieldErrors,
+        origin: Origin,
         now: datetime,
     ) -> tuple[SiteSnapshot, dict[str, Any], WeeklySchedule]:
         """The origin, the unit and the schedule time (all invalid fields in one answer), then the widget."""

@@ -56,11 +56,19 @@ class Wakeups:
         self._senders: list[Callable[[], None]] = []
         self._listeners: list[Callable[[Event], None]] = []
 
-    def plug(self, *, worker: Callable[[], None] | None = None, webhooks: Callable[[], None] | None = None,
-             events: Callable[[Event], None] | None = None) -> Callable[[], None]:
+    def plug(
+        self,
+        *,
+        worker: Callable[[], None] | None = None,
+        webhooks: Callable[[], None] | None = None,
+        events: Callable[[Event], None] | None = None,
+    ) -> Callable[[], None]:
         """Add wake-ups; returns the function that removes them again."""
-        added = [(lst, f) for lst, f in ((self._workers, worker), (self._senders, webhooks),
-                                         (self._listeners, events)) if f is not None]
+        added = [
+            (lst, f)
+            for lst, f in ((self._workers, worker), (self._senders, webhooks), (self._listeners, events))
+            if f is not None
+        ]
         for lst, f in added:
             lst.append(f)  # type: ignore[arg-type]
 
@@ -129,8 +137,7 @@ class _Acceptance:
     webhook_urls: tuple[str, ...]
 
 
-def status_event(request: dict[str, Any], status: str, attempt: int | None = None,
-                 outcome: str | None = None) -> Event:
+def status_event(request: dict[str, Any], status: str, attempt: int | None = None, outcome: str | None = None) -> Event:
     event: Event = {"requestId": request["id"], "siteId": request["site_id"], "status": status}
     if attempt is not None:
         event["attempt"] = attempt
@@ -151,8 +158,9 @@ async def _run_each(conn: Any, statements: list[Any]) -> list[Any]:
 class RequestLife:
     """Accept, close attempts, cancel, reschedule, recover: each one transaction with its webhook rows."""
 
-    def __init__(self, db: Database, snapshots: SnapshotCache, notifier: Notifier | None = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, db: Database, snapshots: SnapshotCache, notifier: Notifier | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.db = db
         self.snapshots = snapshots
         self.notifier: Notifier = notifier or Wakeups()
@@ -160,18 +168,27 @@ class RequestLife:
         # SQLite only: PostgreSQL takes concurrent writers itself, so there each request keeps its own
         # transaction. Attempts close in shared transactions on both (a worker ends many calls at once).
         self.accepting: GroupCommit[_Acceptance, tuple[int, int]] | None = (
-            GroupCommit(db, self._accept_batch) if db.is_sqlite else None)
+            GroupCommit(db, self._accept_batch) if db.is_sqlite else None
+        )
         self.closing: GroupCommit[Closing, Closed] = GroupCommit(db, self._close_batch, max_batch=500)
         self.progress: GroupCommit[Any, Any] = GroupCommit(db, _run_each, max_batch=500)
 
     # -- accept --------------------------------------------------------------------------------------------
 
-    async def accept(self, values: dict[str, Any], due_at: datetime, webhook_urls: list[str] | tuple[str, ...],
-                     now: datetime) -> int:
+    async def accept(
+        self, values: dict[str, Any], due_at: datetime, webhook_urls: list[str] | tuple[str, ...], now: datetime
+    ) -> int:
         """Store an accepted request (pending, due at ``due_at``) with its ``request.created`` deliveries;
         returns its id once committed. ``values``: the request's own columns (site, phone, fields…)."""
-        row = {**values, "due_at": due_at, "next_attempt_at": due_at, "status": cb.PENDING,
-               "attempts_made": 0, "created_at": now, "updated_at": now}
+        row = {
+            **values,
+            "due_at": due_at,
+            "next_attempt_at": due_at,
+            "status": cb.PENDING,
+            "attempts_made": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
         item = _Acceptance(row, tuple(webhook_urls or ()))
         if self.accepting is not None:
             request_id, queued = await self.accepting.submit(item)  # once committed and fsynced
@@ -187,11 +204,17 @@ class RequestLife:
         ids = await rows.insert_requests(conn, [item.row for item in items], self.db.is_sqlite)
         now = self.clock.now()
         messages = [
-            outbox.Message(item.row["site_id"], item.webhook_urls, outbox.CREATED, request_id,
-                           webhook_body(outbox.CREATED,
-                                        request_resource({**item.row, **rows.UNSET_ON_INSERT, "id": request_id}),
-                                        now))
-            for item, request_id in zip(items, ids, strict=True) if item.webhook_urls
+            outbox.Message(
+                item.row["site_id"],
+                item.webhook_urls,
+                outbox.CREATED,
+                request_id,
+                webhook_body(
+                    outbox.CREATED, request_resource({**item.row, **rows.UNSET_ON_INSERT, "id": request_id}), now
+                ),
+            )
+            for item, request_id in zip(items, ids, strict=True)
+            if item.webhook_urls
         ]
         await outbox.enqueue(conn, messages, now)
         return [(request_id, len(item.webhook_urls)) for item, request_id in zip(items, ids, strict=True)]
@@ -199,8 +222,13 @@ class RequestLife:
     # -- after an attempt ----------------------------------------------------------------------------------
 
     @staticmethod
-    def decide(outcome: str, request: dict[str, Any], snapshot: SiteSnapshot | None,
-               widget: dict[str, Any] | None, now: datetime) -> Decision:
+    def decide(
+        outcome: str,
+        request: dict[str, Any],
+        snapshot: SiteSnapshot | None,
+        widget: dict[str, Any] | None,
+        now: datetime,
+    ) -> Decision:
         """The request's next status after an attempt that ended with ``outcome``."""
         schedule = snapshot.schedule(widget) if snapshot is not None and widget is not None else None
         return after_attempt(
@@ -212,9 +240,17 @@ class RequestLife:
             keep_to_schedule=bound_by_schedule(request["due_at"], schedule),
         )
 
-    async def close_attempt(self, request: dict[str, Any], attempt_id: int, attempt_number: int, outcome: str,
-                            facts: AttemptFacts, bridged_s: float, snapshot: SiteSnapshot | None,
-                            widget: dict[str, Any] | None) -> Decision | None:
+    async def close_attempt(
+        self,
+        request: dict[str, Any],
+        attempt_id: int,
+        attempt_number: int,
+        outcome: str,
+        facts: AttemptFacts,
+        bridged_s: float,
+        snapshot: SiteSnapshot | None,
+        widget: dict[str, Any] | None,
+    ) -> Decision | None:
         """Close a claimed attempt: outcome, minutes, next status, webhooks — one (shared) transaction.
 
         None if the claim was lost meanwhile (another worker recovered the request first).
@@ -226,10 +262,10 @@ class RequestLife:
         # The snapshot says whether the site has webhooks at all: most calls then skip reading the site.
         wants_webhooks = decision.status in cb.FINAL_STATUSES and bool((site or {}).get("webhook_urls", True))
         closed = await self.closing.submit(
-            Closing(request, attempt_id, outcome, facts, decision, seconds, wants_webhooks, now))
+            Closing(request, attempt_id, outcome, facts, decision, seconds, wants_webhooks, now)
+        )
         if not closed.kept:
-            log.warning("request %s: claim lost before attempt %s ended (%s)", request["id"], attempt_number,
-                        outcome)
+            log.warning("request %s: claim lost before attempt %s ended (%s)", request["id"], attempt_number, outcome)
             return None
         if closed.charged:
             self.snapshots.invalidate(request["site_id"])
@@ -247,10 +283,22 @@ class RequestLife:
         results = {id(c): Closed(kept=False) for c in items}
         if kept:
             await rows.set_request_statuses(conn, [self._status_params(c) for c in kept])
-            await rows.close_attempt_rows(conn, [
-                {"aid": c.attempt_id, "end": c.now, "oc": c.outcome, "bs": c.seconds,
-                 "op": c.facts.operator_phone, "oa": c.facts.operator_answered_at,
-                 "ca": c.facts.client_answered_at, "rp": c.facts.recording_path} for c in kept])
+            await rows.close_attempt_rows(
+                conn,
+                [
+                    {
+                        "aid": c.attempt_id,
+                        "end": c.now,
+                        "oc": c.outcome,
+                        "bs": c.seconds,
+                        "op": c.facts.operator_phone,
+                        "oa": c.facts.operator_answered_at,
+                        "ca": c.facts.client_answered_at,
+                        "rp": c.facts.recording_path,
+                    }
+                    for c in kept
+                ],
+            )
             for c in kept:
                 results[id(c)].kept = True
         needs_site = [c for c in kept if c.minutes or c.wants_webhooks]
@@ -261,8 +309,13 @@ class RequestLife:
     @staticmethod
     def _status_params(c: Closing) -> dict[str, Any]:
         status = cb.request_transition(cb.DIALING, c.decision.status)
-        return {"rid": c.request["id"], "st": status, "nx": None if c.final else c.decision.next_attempt_at,
-                "fin": c.now if c.final else None, "now": c.now}
+        return {
+            "rid": c.request["id"],
+            "st": status,
+            "nx": None if c.final else c.decision.next_attempt_at,
+            "fin": c.now if c.final else None,
+            "now": c.now,
+        }
 
     async def _charge_and_announce(self, conn: Any, items: list[Closing], results: dict[int, Closed]) -> None:
         """Take the minutes from each site's balance and queue ``request.finished`` for final ones."""
@@ -285,8 +338,7 @@ class RequestLife:
             if c.final and row is not None:
                 results[id(c)].queued = await self._announce_finished(conn, row, c.request["id"], c.now)
 
-    async def _announce_finished(self, conn: Any, site: dict[str, Any] | None, request_id: int,
-                                 now: datetime) -> int:
+    async def _announce_finished(self, conn: Any, site: dict[str, Any] | None, request_id: int, now: datetime) -> int:
         """Queue ``request.finished`` to the site's webhooks, in the caller's transaction."""
         if site is None or not site["webhook_urls"]:
             return 0
@@ -312,9 +364,14 @@ class RequestLife:
         decision = self.decide(cb.INTERRUPTED, expired, snapshot, widget, now)
         status = cb.request_transition(cb.DIALING, decision.status)
         final = status in cb.FINAL_STATUSES
-        values = {"status": status, "next_attempt_at": None if final else decision.next_attempt_at,
-                  "finished_at": now if final else None, "claimed_by": None, "claimed_until": None,
-                  "updated_at": now}
+        values = {
+            "status": status,
+            "next_attempt_at": None if final else decision.next_attempt_at,
+            "finished_at": now if final else None,
+            "claimed_by": None,
+            "claimed_until": None,
+            "updated_at": now,
+        }
         async with self.db.write() as conn:
             where = [rows.status_is(cb.DIALING), *rows.lease_expired(expired["claimed_by"], now)]
             if not await rows.move(conn, expired["id"], where, values):
@@ -322,21 +379,30 @@ class RequestLife:
             await rows.interrupt_open_attempts(conn, expired["id"], cb.INTERRUPTED, now)
             queued = 0
             if final:
-                queued = await self._announce_finished(conn, await rows.site_row(conn, expired["site_id"]),
-                                                       expired["id"], now)
+                queued = await self._announce_finished(
+                    conn, await rows.site_row(conn, expired["site_id"]), expired["id"], now
+                )
         if queued:
             self.notifier.wake_webhooks()
-        log.warning("request %s: worker %s stopped answering; attempt %s marked interrupted → %s",
-                    expired["id"], expired["claimed_by"], expired["attempts_made"], status)
+        log.warning(
+            "request %s: worker %s stopped answering; attempt %s marked interrupted → %s",
+            expired["id"],
+            expired["claimed_by"],
+            expired["attempts_made"],
+            status,
+        )
         self.notifier.publish(status_event(expired, status, expired["attempts_made"], cb.INTERRUPTED))
         return decision
 
     async def postpone_recovery(self, expired: dict[str, Any], until: datetime) -> bool:
         """A request whose recovery failed: look at it again at ``until``, after the others."""
         async with self.db.write() as conn:
-            return await rows.move(conn, expired["id"],
-                                   [rows.status_is(cb.DIALING), rows.claimed_by(expired["claimed_by"])],
-                                   {"claimed_until": until})
+            return await rows.move(
+                conn,
+                expired["id"],
+                [rows.status_is(cb.DIALING), rows.claimed_by(expired["claimed_by"])],
+                {"claimed_until": until},
+            )
 
     # -- admin actions -------------------------------------------------------------------------------------
 
@@ -366,8 +432,7 @@ class RequestLife:
             try:
                 status = cb.reschedule_transition(current)
             except cb.TransitionError:
-                raise Conflict(f"request {request_id} is {current}: it can be rescheduled once its call ends"
-                               ) from None
+                raise Conflict(f"request {request_id} is {current}: it can be rescheduled once its call ends") from None
             values: dict[str, Any] = {"status": status, "due_at": due, "next_attempt_at": due, "updated_at": now}
             if current in cb.FINAL_STATUSES:
                 values |= {"finished_at": None, "attempts_made": 0}

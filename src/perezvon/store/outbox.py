@@ -79,23 +79,27 @@ async def claim_due(db: Database, limit: int, now: datetime, lease: timedelta) -
     mid-try has its deliveries retried once the lease is over.
     """
     async with db.write() as conn:
-        ids = list(
-            (await conn.execute(select(_w.id).where(_due(now)).order_by(_w.next_try_at).limit(limit))).scalars()
-        )
+        ids = list((await conn.execute(select(_w.id).where(_due(now)).order_by(_w.next_try_at).limit(limit))).scalars())
         if not ids:
             return [], {}
         rows = (
-            await conn.execute(
-                update(webhook_deliveries)
-                .where(_w.id.in_(ids), _due(now))
-                .values(tries=_w.tries + 1, next_try_at=now + lease)
-                .returning(*webhook_deliveries.c)
+            (
+                await conn.execute(
+                    update(webhook_deliveries)
+                    .where(_w.id.in_(ids), _due(now))
+                    .values(tries=_w.tries + 1, next_try_at=now + lease)
+                    .returning(*webhook_deliveries.c)
+                )
             )
-        ).mappings().all()
+            .mappings()
+            .all()
+        )
         secrets = dict(
-            (await conn.execute(
-                select(sites.c.id, sites.c.webhook_secret).where(sites.c.id.in_({r["site_id"] for r in rows}))
-            )).all()
+            (
+                await conn.execute(
+                    select(sites.c.id, sites.c.webhook_secret).where(sites.c.id.in_({r["site_id"] for r in rows}))
+                )
+            ).all()
         )
     return [dict(r) for r in rows], secrets
 
@@ -106,14 +110,23 @@ async def record_try(db: Database, delivery_id: int, values: dict[str, Any]) -> 
 
 
 def delivered(now: datetime, status_code: int) -> dict[str, Any]:
-    return {"status": DELIVERED, "delivered_at": now, "last_status_code": status_code, "last_error": None,
-            "next_try_at": None}
+    return {
+        "status": DELIVERED,
+        "delivered_at": now,
+        "last_status_code": status_code,
+        "last_error": None,
+        "next_try_at": None,
+    }
 
 
 def retry_or_fail(retry_at: datetime | None, status_code: int | None, error: str) -> dict[str, Any]:
     """A failed try: back to pending until ``retry_at``, or ``failed`` for good when it is None."""
-    return {"status": PENDING if retry_at is not None else FAILED, "next_try_at": retry_at,
-            "last_status_code": status_code, "last_error": error}
+    return {
+        "status": PENDING if retry_at is not None else FAILED,
+        "next_try_at": retry_at,
+        "last_status_code": status_code,
+        "last_error": error,
+    }
 
 
 async def next_due(db: Database) -> datetime | None:

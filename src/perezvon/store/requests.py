@@ -56,8 +56,10 @@ async def insert_requests(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
 async def request_with_attempts(conn: AsyncConnection, request_id: int) -> tuple[dict[str, Any], list[dict]]:
     row = (await conn.execute(select(callback_requests).where(_r.id == request_id))).mappings().one()
     attempts = (
-        await conn.execute(select(call_attempts).where(_a.request_id == request_id).order_by(_a.number))
-    ).mappings().all()
+        (await conn.execute(select(call_attempts).where(_a.request_id == request_id).order_by(_a.number)))
+        .mappings()
+        .all()
+    )
     return dict(row), [dict(a) for a in attempts]
 
 
@@ -110,9 +112,16 @@ async def holders(conn: AsyncConnection, request_ids: list[int], status: str, is
 async def set_request_statuses(conn: AsyncConnection, params: list[dict[str, Any]]) -> None:
     """Each ``{rid, st, nx, fin, now}``: the request's new status, next attempt and finish time."""
     await conn.execute(
-        update(callback_requests).where(_r.id == bindparam("rid")).values(
-            status=bindparam("st"), next_attempt_at=bindparam("nx"), finished_at=bindparam("fin"),
-            claimed_by=None, claimed_until=None, updated_at=bindparam("now")),
+        update(callback_requests)
+        .where(_r.id == bindparam("rid"))
+        .values(
+            status=bindparam("st"),
+            next_attempt_at=bindparam("nx"),
+            finished_at=bindparam("fin"),
+            claimed_by=None,
+            claimed_until=None,
+            updated_at=bindparam("now"),
+        ),
         params,
     )
 
@@ -120,10 +129,17 @@ async def set_request_statuses(conn: AsyncConnection, params: list[dict[str, Any
 async def close_attempt_rows(conn: AsyncConnection, params: list[dict[str, Any]]) -> None:
     """Each ``{aid, end, oc, bs, op, oa, ca, rp}``: what the attempt saw, written when it ended."""
     await conn.execute(
-        update(call_attempts).where(_a.id == bindparam("aid")).values(
-            ended_at=bindparam("end"), outcome=bindparam("oc"), billed_seconds=bindparam("bs"),
-            operator_phone=bindparam("op"), operator_answered_at=bindparam("oa"),
-            client_answered_at=bindparam("ca"), recording_path=bindparam("rp")),
+        update(call_attempts)
+        .where(_a.id == bindparam("aid"))
+        .values(
+            ended_at=bindparam("end"),
+            outcome=bindparam("oc"),
+            billed_seconds=bindparam("bs"),
+            operator_phone=bindparam("op"),
+            operator_answered_at=bindparam("oa"),
+            client_answered_at=bindparam("ca"),
+            recording_path=bindparam("rp"),
+        ),
         params,
     )
 

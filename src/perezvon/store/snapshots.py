@@ -41,7 +41,8 @@ class SiteSnapshot:
         schedule = self.memo.get(key)
         if schedule is None:
             schedule = self.memo[key] = WeeklySchedule.build(
-                widget["schedule_timezone"], (tuple(cell) for cell in widget["schedule_hours"]))
+                widget["schedule_timezone"], (tuple(cell) for cell in widget["schedule_hours"])
+            )
         return schedule
 
     def widget_by_id(self, widget_id: int | None) -> dict[str, Any] | None:
