@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from sqlalchemy import insert, select
 
 from perezvon.clock import utcnow
@@ -34,13 +33,6 @@ class Recorder:
 async def stored(db: Database) -> set[str]:
     async with db.read() as conn:
         return {e.split("@")[0] for e in (await conn.execute(select(accounts.c.email))).scalars()}
-
-
-@pytest.fixture
-async def db(database_url: str):
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 async def test_concurrent_items_share_one_transaction_and_each_gets_its_result(db: Database) -> None:
