@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from perezvon.calls.queue import DueQueue
 from perezvon.store.db import Database
+from perezvon.store.due_queue import DueQueue
 from perezvon.store.tables import call_attempts, callback_requests
 
 from .workers import add_requests, seed

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from perezvon.calls.queue import DueQueue
 from perezvon.domain import callback as cb
 from perezvon.services.catalog import Conflict
 from perezvon.services.requests import AttemptFacts, RequestLife, Wakeups
+from perezvon.store.due_queue import DueQueue
 from perezvon.store.tables import call_attempts, callback_requests, webhook_deliveries
 
 ALWAYS = {"utcTimezone": "UTC+00:00", "hours": [{"dayOfWeek": d, "hour": h} for d in range(1, 8) for h in range(24)]}

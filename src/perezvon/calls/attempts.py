@@ -21,10 +21,10 @@ from ..domain import callback as cb
 from ..domain.announcement import announcement_text
 from ..domain.redial import Decision
 from ..services.requests import AttemptFacts, RequestLife, status_event
+from ..store.due_queue import Claim
 from ..store.snapshots import SiteSnapshot
 from .dialer.base import CallLeg, Dialer, RingResult, Trunk
 from .events import EventBus
-from .queue import Claim
 from .speech import Speaker, silent_speaker
 from .trunks import trunk_of_site
 

@@ -21,11 +21,11 @@ from typing import Any
 from ..services.requests import RequestLife, Wakeups
 from ..settings import Settings
 from ..store.db import Database
+from ..store.due_queue import DUE_CHANNEL, WEBHOOK_CHANNEL, DueQueue, asyncpg_dsn
 from ..store.snapshots import SnapshotCache
 from .attempts import AttemptRunner
 from .dialer.base import Dialer
 from .events import EventBus
-from .queue import DUE_CHANNEL, WEBHOOK_CHANNEL, DueQueue, asyncpg_dsn
 from .speech import Speaker, rendered_speaker, silent_speaker
 from .webhooks import WebhookSender
 from .worker import Worker, new_worker_id

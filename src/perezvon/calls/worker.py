@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..store.due_queue import Claim, DueQueue
 from .attempts import AttemptRunner
-from .queue import Claim, DueQueue
 
 log = logging.getLogger(__name__)
 

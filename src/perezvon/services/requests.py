@@ -3,7 +3,8 @@
 Every status change is made here, checked against ``domain/callback.py``'s transition rules, and
 writes its webhook rows (the outbox, ``store/outbox.py``) in the same transaction as the change they
 announce — ``request.created`` with the request's insert, ``request.finished`` with its final status.
-The claim itself (``pending → dialing``, with its lease) is the due queue's (``calls/queue.py``).
+The claim itself (``pending → dialing``, with its lease) is the due queue's (``store/due_queue.py``),
+which takes the move from the same transition table.
 
 The HTTP layers and the worker call a ``RequestLife``; it tells the rest of the process what changed
 through a ``Notifier`` (wake the worker, wake the webhook sender, publish a live event), so nothing

@@ -2,7 +2,7 @@
 
 Only ``services/requests.py`` calls these (it decides which moves are allowed, through
 ``domain/callback.py``, and adds the webhook rows to the same transaction); the due queue's claim and
-lease renewal are in ``calls/queue.py``.
+lease renewal are in ``due_queue.py``.
 """
 
 from __future__ import annotations

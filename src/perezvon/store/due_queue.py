@@ -24,8 +24,8 @@ from sqlalchemy.engine import make_url
 
 from ..clock import utcnow
 from ..domain.callback import DIALING, PENDING, request_transition
-from ..store.db import Database
-from ..store.tables import call_attempts, callback_requests, sites
+from .db import Database
+from .tables import call_attempts, callback_requests, sites
 
 log = logging.getLogger(__name__)
 
