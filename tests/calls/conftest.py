@@ -76,6 +76,7 @@ def engine_factory(database_url: str) -> Callable[..., Any]:
                               life=state.requests)
             await runtime.start()  # plugs the worker, the sender and its bus into the app's notifier
             state.events = runtime.bus
+            state.worker = runtime
             transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
             try:
                 async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -161,7 +161,9 @@ async def start_in_process(state: Any) -> Runtime:
     """``perezvon serve``: the worker in the API process; ``state.events`` is the live event bus."""
     runtime = Runtime(state.db, state.snapshots, state.settings, life=state.requests)
     state.events = runtime.bus
-    return await runtime.start()
+    await runtime.start()
+    state.worker = runtime  # the cabinet pushes live statuses only where the worker runs (pages_journal)
+    return runtime
 
 
 class _ApiOnly:
