@@ -29,15 +29,8 @@ class SpeechError(RuntimeError):
 
 
 class SpeechRenderer:
-    def __init__(
-        self,
-        *,
-        cache_dir: Path | None = None,
-        max_items: int = 128,
-        espeak: str = "espeak-ng",
-        sox: str = "sox",
-        speed_wpm: int = 150,
-    ) -> None:
+    def __init__(self, *, cache_dir: Path | None = None, max_items: int = 128, espeak: str = "espeak-ng",
+                 sox: str = "sox", speed_wpm: int = 150) -> None:
         self.cache_dir = cache_dir
         self.max_items = max_items
         self.espeak = espeak
@@ -91,59 +84,27 @@ class SpeechRenderer:
         try:
             # Text goes on stdin, so a value starting with "-" is never read as an option.
             espeak = await asyncio.create_subprocess_exec(
-                self.espeak,
-                "-v",
-                VOICES[language],
-                "-s",
-                str(self.speed_wpm),
-                "--stdin",
-                "--stdout",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=write_fd,
-                stderr=asyncio.subprocess.PIPE,
-            )
+                self.espeak, "-v", VOICES[language], "-s", str(self.speed_wpm), "--stdin", "--stdout",
+                stdin=asyncio.subprocess.PIPE, stdout=write_fd, stderr=asyncio.subprocess.PIPE)
             # gain -1 keeps the resampler from clipping (TELEPHONY-LAB).
             sox = await asyncio.create_subprocess_exec(
-                self.sox,
-                "-q",
-                "-t",
-                "wav",
-                "-",
-                "-t",
-                "raw",
-                "-r",
-                "8000",
-                "-c",
-                "1",
-                "-b",
-                "16",
-                "-e",
-                "signed-integer",
-                "-L",
-                "-",
-                "gain",
-                "-1",
-                stdin=read_fd,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
+                self.sox, "-q", "-t", "wav", "-", "-t", "raw", "-r", "8000", "-c", "1", "-b", "16",
+                "-e", "signed-integer", "-L", "-", "gain", "-1",
+                stdin=read_fd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         finally:
             os.close(read_fd)
             os.close(write_fd)
         try:
             (_, e_err), (pcm, s_err) = await asyncio.wait_for(
-                asyncio.gather(espeak.communicate(text.encode()), sox.communicate()), RENDER_TIMEOUT_S
-            )
+                asyncio.gather(espeak.communicate(text.encode()), sox.communicate()), RENDER_TIMEOUT_S)
         except TimeoutError:
             for proc in (espeak, sox):
                 if proc.returncode is None:
                     proc.kill()
             raise SpeechError("speech rendering timed out") from None
         if espeak.returncode or sox.returncode:
-            raise SpeechError(
-                f"speech rendering failed: espeak-ng {espeak.returncode} {e_err[:200]!r}, "
-                f"sox {sox.returncode} {s_err[:200]!r}"
-            )
+            raise SpeechError(f"speech rendering failed: espeak-ng {espeak.returncode} {e_err[:200]!r}, "
+                              f"sox {sox.returncode} {s_err[:200]!r}")
         if not pcm:
             raise SpeechError("speech rendering produced no audio")
         self.renders += 1

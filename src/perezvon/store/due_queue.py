@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, exists, false, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 
-from ..clock import utcnow
+from ..clock import SYSTEM_CLOCK, Clock
 from ..domain.callback import DIALING, PENDING, request_transition
 from .db import Database
 from .tables import call_attempts, callback_requests, sites
@@ -64,7 +64,8 @@ class Claim:
 
 
 class DueQueue:
-    def __init__(self, db: Database, worker_id: str, lease_s: float = 30.0) -> None:
+    def __init__(self, db: Database, worker_id: str, lease_s: float = 30.0, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.db = db
         self.worker_id = worker_id
         self.lease = timedelta(seconds=lease_s)
@@ -73,7 +74,7 @@ class DueQueue:
         """Claim up to ``limit`` due requests and open an attempt for each, in one transaction."""
         if limit <= 0:
             return []
-        now = now or utcnow()
+        now = now or self.clock.now()
         candidates = select(_r.id).where(_due(now), ~_deferred_site()).order_by(_r.next_attempt_at).limit(limit)
         async with self.db.write() as conn:
             if self.db.is_sqlite:
@@ -151,7 +152,7 @@ class DueQueue:
         ids = list(request_ids)
         if not ids:
             return set()
-        now = now or utcnow()
+        now = now or self.clock.now()
         async with self.db.write() as conn:
             result = await conn.execute(
                 update(callback_requests)
@@ -175,7 +176,7 @@ class DueQueue:
 
     async def expired(self, now: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Requests in ``dialing`` whose lease ran out: their worker is gone."""
-        now = now or utcnow()
+        now = now or self.clock.now()
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(callback_requests)
