@@ -215,7 +215,7 @@ def run_bare(url: str, n: int, window: float) -> list[float]:
 async def bare_pg(url: str, n: int, window: float) -> list[float]:
     import asyncpg
 
-    from perezvon.calls.queue import asyncpg_dsn
+    from perezvon.store.due_queue import asyncpg_dsn
 
     conn = await asyncpg.connect(asyncpg_dsn(url))
     lateness: list[float] = []

@@ -22,6 +22,7 @@ from .domain.errors import PublicError
 from .services.catalog import Catalog, Conflict, NotFound
 from .services.intake import Intake
 from .services.journal import Journal
+from .services.requests import RequestLife, Wakeups
 from .settings import Settings, get_settings
 from .store.db import Database
 from .store.snapshots import SnapshotCache
@@ -110,12 +111,15 @@ class Services:
         self.db = Database(settings.database_url)
         self.snapshots = SnapshotCache(self.db)
         self.guard = Guard(ip_rate_limit=settings.ip_rate_limit, redis_url=settings.redis_url)
-        self.intake = Intake(self.db, self.snapshots, self.guard)
+        # The one owner of a request's life; whatever runs in this process (worker, sender, live pages)
+        # plugs its wake-ups into the notifier.
+        self.requests = RequestLife(self.db, self.snapshots, Wakeups())
+        self.intake = Intake(self.snapshots, self.guard, self.requests)
         self.catalog = Catalog(self.db, self.snapshots)
         self.journal = Journal(self.db)
 
     def attach(self, app: FastAPI) -> None:
-        for name in ("settings", "db", "snapshots", "guard", "intake", "catalog", "journal"):
+        for name in ("settings", "db", "snapshots", "guard", "requests", "intake", "catalog", "journal"):
             setattr(app.state, name, getattr(self, name))
 
     async def close(self) -> None:

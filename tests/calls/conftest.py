@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from perezvon.calls.dialer.simulated import SimulatedDialer
-from perezvon.calls.engine import silent_speaker
 from perezvon.calls.events import EventBus, Subscription
 from perezvon.calls.runtime import Runtime
+from perezvon.calls.speech import silent_speaker
 from perezvon.calls.webhooks import Backoff, WebhookSender
 from support import Admin, make_settings
 
@@ -72,13 +72,11 @@ def engine_factory(database_url: str) -> Callable[..., Any]:
             state = app.state
             dialer = SimulatedDialer(ring_s=ring_s, talk_s=talk_s, speed=0)
             runtime = Runtime(state.db, state.snapshots, settings, dialer=dialer, speaker=silent_speaker,
-                              webhooks=WebhookSender(state.db, backoff=backoff or Backoff(base_s=0.2), poll_s=0.5))
-            await runtime.start()
+                              webhooks=WebhookSender(state.db, backoff=backoff or Backoff(base_s=0.2), poll_s=0.5),
+                              life=state.requests)
+            await runtime.start()  # plugs the worker, the sender and its bus into the app's notifier
             state.events = runtime.bus
             state.worker = runtime
-            # The app without a worker hooked its API-only request.created queueing; the runtime does that.
-            state.intake.on_created.clear()
-            state.intake.on_created.append(runtime.on_created)
             transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
             try:
                 async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -14,7 +14,8 @@ import pytest
 
 from e2e.sip.conftest import kamailio, phones  # noqa: F401 - fixtures
 from perezvon.calls.dialer.sip import SipDialer, parse_trunk
-from perezvon.calls.runtime import Runtime, _rendered_speaker
+from perezvon.calls.runtime import Runtime
+from perezvon.calls.speech import rendered_speaker
 from support import Admin, make_settings
 
 pytestmark = pytest.mark.e2e
@@ -37,10 +38,9 @@ async def test_a_request_is_called_back_over_sip_bridged_recorded_and_billed(
     async with app.router.lifespan_context(app):
         state = app.state
         dialer = SipDialer(parse_trunk(f"udp:127.0.0.1:{router.port}"))
-        runtime = Runtime(state.db, state.snapshots, settings, dialer=dialer, speaker=_rendered_speaker())
+        runtime = Runtime(state.db, state.snapshots, settings, dialer=dialer, speaker=rendered_speaker(),
+                          life=state.requests)
         await runtime.start()
-        state.intake.on_created.clear()
-        state.intake.on_created.append(runtime.on_created)
         try:
             transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from perezvon.calls.queue import DueQueue
 from perezvon.store.db import Database
+from perezvon.store.due_queue import DueQueue
 from perezvon.store.tables import call_attempts, callback_requests
 
 from .workers import add_requests, seed
@@ -77,8 +77,8 @@ async def test_a_request_written_by_another_process_wakes_the_worker_through_not
     from dataclasses import replace
 
     from perezvon.calls.dialer.simulated import SimulatedDialer
-    from perezvon.calls.engine import silent_speaker
     from perezvon.calls.runtime import Runtime
+    from perezvon.calls.speech import silent_speaker
     from perezvon.store.snapshots import SnapshotCache
     from support import make_settings
 

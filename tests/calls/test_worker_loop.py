@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from perezvon.calls.engine import Worker
+from perezvon.calls.worker import Worker
 
 
 class FakeQueue:
@@ -74,3 +75,67 @@ async def test_a_call_being_recorded_is_not_taken_for_lost() -> None:
     worker.engine.closing.add(1)
     assert await worker.heartbeat_once() == 0 and not call.cancelled()
     call.cancel()
+
+
+class FailingLife:
+    """Recovery that fails for request 1 (a bad row) and works for the others."""
+
+    def __init__(self) -> None:
+        self.recovered: list[int] = []
+        self.postponed: list[int] = []
+
+    async def recover(self, row: dict) -> object:
+        if row["id"] == 1:
+            raise ValueError("bad row")
+        self.recovered.append(row["id"])
+        return object()
+
+    async def postpone_recovery(self, row: dict, until: object) -> bool:
+        self.postponed.append(row["id"])
+        return True
+
+
+async def test_one_failing_recovery_does_not_block_the_others() -> None:
+    class ExpiredQueue(FakeQueue):
+        async def expired(self) -> list[dict]:
+            return [{"id": 1}, {"id": 2}, {"id": 3}]
+
+    life = FailingLife()
+    worker = Worker(SimpleNamespace(closing=set(), life=life), ExpiredQueue(), lease_s=30)  # type: ignore[arg-type]
+    assert await worker.recover_once() == 2
+    assert life.recovered == [2, 3] and life.postponed == [1]  # looked at again a lease later
+
+
+class FakeClock:
+    """Time that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.at = 1000.0
+        self.start = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=self.at - 1000.0)
+
+    def monotonic(self) -> float:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        self.at += seconds
+        await asyncio.sleep(0)
+
+
+async def test_calls_are_hung_up_when_renewals_fail_for_most_of_the_lease() -> None:
+    class DownQueue(FakeQueue):
+        async def renew(self, ids: list[int]) -> set[int]:
+            raise ConnectionError("database unreachable")
+
+    clock = FakeClock()
+    worker = Worker(SimpleNamespace(closing=set()), DownQueue(), lease_s=30, clock=clock)  # type: ignore[arg-type]
+    call = asyncio.create_task(asyncio.sleep(3600))
+    worker._tasks[1] = (call, None)  # type: ignore[assignment]
+    clock.at += 20  # two thirds of the lease without a renewal: keep the call
+    assert await worker.heartbeat_once() == 0 and not call.cancelled()
+    clock.at += 5  # past 80 %: another worker may take it over, so hang up rather than dial twice
+    await worker.heartbeat_once()
+    await asyncio.sleep(0)
+    assert call.cancelled()

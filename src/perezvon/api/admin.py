@@ -8,11 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..clock import utcnow
 from ..domain.errors import PublicError
 from ..services.accounts import Principal, authenticate_token
 from ..services.catalog import Catalog
-from ..services.intake import site_day
+from ..services.intake import points_spent_today
 from ..services.journal import STATUSES, Journal, JournalFilter
 from ..shapes.resources import (
     blacklist_resource,
@@ -61,7 +60,7 @@ router = APIRouter(prefix="/api/admin/v1", tags=["admin"])
 
 
 async def _site_out(request: Request, row: dict[str, Any]) -> dict[str, Any]:
-    spent = await request.app.state.guard.points_spent(row["id"], site_day(row, utcnow()))
+    spent = await points_spent_today(request.app.state.guard, row)
     resource = site_resource(row, spent)
     resource["webhookSecret"] = row["webhook_secret"]
     return resource

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from .dialer.base import Audio
@@ -123,3 +124,33 @@ _default = SpeechRenderer()
 async def render_speech(text: str, language: str) -> Audio:
     """`text` spoken in `language` ("ru" or "en") as 8 kHz 16-bit mono PCM, cached in memory."""
     return await _default.render(text, language)
+
+
+# -- how the worker voices announcements ------------------------------------------------------------------
+
+SPEECH_CHARS_PER_S = 14.0  # espeak-ng at 150 wpm: the simulated line gets silence this long
+
+Speaker = Callable[[str, str], Awaitable[Audio]]
+
+
+def silence_for(text: str) -> Audio:
+    """Silence as long as reading ``text`` would take: the simulated line needs timing, not sound."""
+    seconds = len(text) / SPEECH_CHARS_PER_S
+    return Audio(b"\0\0" * int(seconds * 8000))
+
+
+async def silent_speaker(text: str, language: str) -> Audio:
+    return silence_for(text)
+
+
+def rendered_speaker() -> Speaker:
+    """Announcements rendered by espeak-ng (a real line); silence if rendering fails."""
+
+    async def speak(text: str, language: str) -> Audio:
+        try:
+            return await render_speech(text, language)
+        except Exception:  # no espeak-ng, a failed render: the call goes on without the announcement
+            log.warning("speech rendering failed; the operator hears silence instead", exc_info=True)
+            return silence_for(text)
+
+    return speak

@@ -3,9 +3,9 @@
 The body is JSON ``{"event", "timestamp", "request": <journal resource>}``; the header
 ``X-Perezvon-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the site's webhook secret>``
 proves it came from us (the body carries the timestamp, so it is signed too; receivers should refuse
-old ones). Deliveries are rows in ``webhook_deliveries``: written in the same transaction as the change
-they announce (for ``request.finished``), then sent by the worker, retried with exponential backoff,
-``failed`` after ``max_tries``. All outbound HTTP goes through ``Outbound``.
+old ones). Deliveries are rows of the outbox (``store/outbox.py``), written in the same transaction as
+the change they announce (``services/requests.py``); this module sends them, retried with exponential
+backoff, ``failed`` after ``max_tries``. All outbound HTTP goes through ``Outbound``.
 """
 
 from __future__ import annotations
@@ -16,21 +16,17 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import __version__
-from ..clock import utcnow
-from ..shapes.resources import iso
+from ..clock import SYSTEM_CLOCK, Clock
+from ..store import outbox
 from ..store.db import Database
-from ..store.tables import sites, webhook_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +34,6 @@ SIGNATURE_HEADER = "X-Perezvon-Signature"
 TIMESTAMP_HEADER = "X-Perezvon-Timestamp"
 EVENT_HEADER = "X-Perezvon-Event"
 DELIVERY_HEADER = "X-Perezvon-Delivery"
-CREATED = "request.created"
-FINISHED = "request.finished"
-
-_w = webhook_deliveries.c
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -56,38 +48,6 @@ def verify(secret: str, body: bytes, signature: str) -> bool:
 
 def encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def payload(event: str, resource: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {"event": event, "timestamp": iso(now), "request": resource}
-
-
-async def enqueue(
-    conn: AsyncConnection, site: Any, event: str, resource: dict[str, Any], now: datetime
-) -> int:
-    """Add one delivery per URL of the site, inside the caller's transaction; returns how many."""
-    urls = list(site["webhook_urls"] or [])
-    if not urls:
-        return 0
-    body = payload(event, resource, now)
-    await conn.execute(
-        insert(webhook_deliveries),
-        [
-            {
-                "site_id": site["id"],
-                "request_id": resource.get("id"),
-                "event": event,
-                "url": url,
-                "payload": body,
-                "status": "pending",
-                "tries": 0,
-                "next_try_at": now,
-                "created_at": now,
-            }
-            for url in urls
-        ],
-    )
-    return len(urls)
 
 
 # -- one place for outbound HTTP -----------------------------------------------------------------------------
@@ -117,11 +77,13 @@ class Outbound:
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DeliveryError(f"refused: only http(s) URLs are called, got {parts.scheme or 'no'} scheme",
-                                permanent=True)
+            raise DeliveryError(
+                f"refused: only http(s) URLs are called, got {parts.scheme or 'no'} scheme", permanent=True
+            )
         try:
-            response = await self._client.post(url, content=body, headers={"Content-Type": "application/json",
-                                                                           **headers})
+            response = await self._client.post(
+                url, content=body, headers={"Content-Type": "application/json", **headers}
+            )
         except httpx.TimeoutException:
             raise DeliveryError("timed out") from None
         except httpx.HTTPError as exc:
@@ -151,14 +113,24 @@ class Backoff:
 class WebhookSender:
     """Sends due deliveries; a loop step (``deliver_once``) is a method so tests drive it directly."""
 
-    def __init__(self, db: Database, outbound: Outbound | None = None, *, backoff: Backoff | None = None,
-                 concurrency: int = 10, lease_s: float = 60.0, poll_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        outbound: Outbound | None = None,
+        *,
+        backoff: Backoff | None = None,
+        concurrency: int = 10,
+        lease_s: float = 60.0,
+        poll_s: float = 5.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.db = db
         self.outbound = outbound or Outbound()
         self.backoff = backoff or Backoff()
         self.concurrency = concurrency
         self.lease = timedelta(seconds=lease_s)  # a try in flight is hidden this long (a crash retries it)
         self.poll_s = poll_s
+        self.clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -167,69 +139,37 @@ class WebhookSender:
 
     async def deliver_once(self, now: datetime | None = None) -> int:
         """Claim and send the deliveries due now; returns how many were tried."""
-        now = now or utcnow()
-        due = (_w.status == "pending") & (_w.next_try_at <= now)
-        async with self.db.write() as conn:
-            ids = list(
-                (await conn.execute(select(_w.id).where(due).order_by(_w.next_try_at).limit(self.concurrency)))
-                .scalars()
-            )
-            if not ids:
-                return 0
-            # Claim by pushing next_try_at past the lease: a second sender's conditional update finds
-            # them no longer due (PostgreSQL re-checks the WHERE after waiting on the row lock).
-            rows = (
-                await conn.execute(
-                    update(webhook_deliveries)
-                    .where(_w.id.in_(ids), due)
-                    .values(tries=_w.tries + 1, next_try_at=now + self.lease)
-                    .returning(*webhook_deliveries.c)
-                )
-            ).mappings().all()
-            secrets = dict(
-                (await conn.execute(select(sites.c.id, sites.c.webhook_secret).where(
-                    sites.c.id.in_({r["site_id"] for r in rows})))).all()
-            )
-        await asyncio.gather(*(self._send(dict(r), secrets.get(r["site_id"], "")) for r in rows))
+        rows, secrets = await outbox.claim_due(self.db, self.concurrency, now or self.clock.now(), self.lease)
+        await asyncio.gather(*(self._send(r, secrets.get(r["site_id"], "")) for r in rows))
         return len(rows)
 
     async def _send(self, row: dict[str, Any], secret: str) -> None:
         body = encode(row["payload"])
         headers = {
             SIGNATURE_HEADER: sign(secret, body),
-            TIMESTAMP_HEADER: str(int(time.time())),
+            TIMESTAMP_HEADER: str(int(self.clock.now().timestamp())),
             EVENT_HEADER: row["event"],
             DELIVERY_HEADER: str(row["id"]),
         }
         values: dict[str, Any]
         try:
             code = await self.outbound.post(row["url"], body, headers)
-            values = {"status": "delivered", "delivered_at": utcnow(), "last_status_code": code,
-                      "last_error": None, "next_try_at": None}
+            values = outbox.delivered(self.clock.now(), code)
         except DeliveryError as exc:
             last = exc.permanent or row["tries"] >= self.backoff.max_tries
-            values = {
-                "status": "failed" if last else "pending",
-                "next_try_at": None if last else utcnow() + timedelta(seconds=self.backoff.delay(row["tries"])),
-                "last_status_code": exc.status_code,
-                "last_error": str(exc),
-            }
-            log.info("webhook %s to %s: try %s failed (%s)", row["id"], urlsplit(row["url"]).netloc,
-                     row["tries"], exc)
+            values = outbox.retry_or_fail(None if last else self._retry_at(row), exc.status_code, str(exc))
+            log.info("webhook %s to %s: try %s failed (%s)", row["id"], urlsplit(row["url"]).netloc, row["tries"], exc)
         except Exception as exc:  # never let one delivery crash the loop; retry it later
             log.exception("webhook %s: unexpected failure", row["id"])
-            values = {"status": "pending", "last_error": f"internal error: {type(exc).__name__}",
-                      "next_try_at": utcnow() + timedelta(seconds=self.backoff.delay(row["tries"]))}
-        async with self.db.write() as conn:
-            await conn.execute(update(webhook_deliveries).where(_w.id == row["id"]).values(**values))
+            values = outbox.retry_or_fail(self._retry_at(row), None, f"internal error: {type(exc).__name__}")
+            del values["last_status_code"]
+        await outbox.record_try(self.db, row["id"], values)
+
+    def _retry_at(self, row: dict[str, Any]) -> datetime:
+        return self.clock.now() + timedelta(seconds=self.backoff.delay(row["tries"]))
 
     async def next_due(self) -> datetime | None:
-        async with self.db.read() as conn:
-            return (
-                await conn.execute(
-                    select(_w.next_try_at).where(_w.status == "pending").order_by(_w.next_try_at).limit(1)
-                )
-            ).scalar()
+        return await outbox.next_due(self.db)
 
     async def run(self) -> None:
         while not self._stopping:
@@ -244,7 +184,7 @@ class WebhookSender:
                 due = None
             delay = self.poll_s
             if due is not None:
-                delay = min(delay, max(0.0, (due - utcnow()).total_seconds()))
+                delay = min(delay, max(0.0, (due - self.clock.now()).total_seconds()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(delay, 0.01))
 

@@ -1,12 +1,13 @@
 """The callback state machine (DESIGN §4, §5): pure, no I/O, time and call results passed in.
 
 One *attempt* walks: ring an operator phone → (ask to press 1) → read the request out → ring the
-visitor → bridge → hang-up. The engine (``calls/engine.py``) performs each ``Action`` this module
+visitor → bridge → hang-up. The attempt runner (``calls/attempts.py``) performs each ``Action`` this module
 returns and feeds what happened back as an ``Event``; every decision lives here so it can be tested
 step by step without a line.
 
-A *request* walks ``pending → dialing → completed | failed | cancelled``; ``request_transition``
-guards those moves.
+A *request* walks ``pending → dialing → completed | failed | cancelled``: ``request_transition``
+guards those moves, and ``reschedule_transition`` the one admin move out of a final status (calling a
+finished request again). ``services/requests.py`` makes every status change through them.
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ INTERRUPTED = "interrupted"
 ERROR = "error"
 OUTCOMES = (CONNECTED, OPERATOR_NO_ANSWER, OPERATOR_BUSY, CLIENT_NO_ANSWER, CLIENT_BUSY, INTERRUPTED, ERROR)
 
+# The one table of a request's moves in the course of its calls (admin cancel included).
 _MOVES = {
     PENDING: frozenset({DIALING, CANCELLED}),
     # dialing → pending: an attempt ended without success and a redial is planned.
     DIALING: frozenset({PENDING, COMPLETED, FAILED}),
 }
+# An admin's reschedule (DESIGN §7): a pending request gets a new due time, a finished one is called
+# again. Only an explicit admin action leaves a final status; the calls themselves never do.
+RESCHEDULABLE = frozenset({PENDING, *FINAL_STATUSES})
 
 
 class TransitionError(ValueError):
@@ -49,6 +54,18 @@ def request_transition(current: str, new: str) -> str:
     if new not in _MOVES.get(current, frozenset()):
         raise TransitionError(f"a request cannot go from {current!r} to {new!r}")
     return new
+
+
+def sources_of(new: str) -> frozenset[str]:
+    """Every status a request may move to ``new`` from (the WHERE of a conditional UPDATE)."""
+    return frozenset(current for current, targets in _MOVES.items() if new in targets)
+
+
+def reschedule_transition(current: str) -> str:
+    """``pending`` if an admin may reschedule a request in ``current``; a call in progress cannot be."""
+    if current not in RESCHEDULABLE:
+        raise TransitionError(f"a request that is {current!r} cannot be rescheduled")
+    return PENDING
 
 
 # -- one attempt -------------------------------------------------------------------------------------------

@@ -8,12 +8,13 @@ from typing import Any
 
 from sqlalchemy import String, cast, func, select
 
+from ..domain import callback as cb
 from ..store.db import Database
 from ..store.tables import call_attempts, callback_requests, sites, tracking_sessions
 from .accounts import Principal
 from .catalog import NotFound
 
-STATUSES = ("pending", "dialing", "completed", "failed", "cancelled")
+STATUSES = cb.STATUSES  # the journal filters by the life cycle's statuses
 
 
 @dataclass

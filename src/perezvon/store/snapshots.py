@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ..domain.schedule import WeeklySchedule
 from .db import Database
 from .tables import blacklist, sites, units, widgets
 
@@ -32,6 +33,20 @@ class SiteSnapshot:
     @property
     def id(self) -> int:
         return self.site["id"]
+
+    def schedule(self, widget: dict[str, Any]) -> WeeklySchedule:
+        """The widget's schedule, parsed once per snapshot (168 cells: not per request or call); the one
+        schedule cache, shared by the intake and the worker."""
+        key = ("schedule", widget["id"])
+        schedule = self.memo.get(key)
+        if schedule is None:
+            schedule = self.memo[key] = WeeklySchedule.build(
+                widget["schedule_timezone"], (tuple(cell) for cell in widget["schedule_hours"])
+            )
+        return schedule
+
+    def widget_by_id(self, widget_id: int | None) -> dict[str, Any] | None:
+        return next((w for w in self.widgets.values() if w["id"] == widget_id), None)
 
     @property
     def callback_active(self) -> bool:

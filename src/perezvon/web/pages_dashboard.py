@@ -9,8 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..clock import utcnow
-from ..services.intake import site_day
+from ..services.intake import points_spent_today
 from . import i18n
 from .base import duration, page, render
 from .charts import bar_chart, nice_ceiling
@@ -92,7 +91,7 @@ async def dashboard(request: Request) -> Response:
     ]
     guard = request.app.state.guard
     balance = sum(s["minutes_balance"] for s in selected)
-    points = sum([await guard.points_spent(s["id"], site_day(s, utcnow())) for s in selected])
+    points = sum([await points_spent_today(guard, s) for s in selected])
     return render(
         request,
         "dashboard.html",

@@ -10,11 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..clock import utcnow
 from ..domain.schedule import offset_of_zone
 from ..services.accounts import Principal
 from ..services.catalog import Catalog, Conflict
-from ..services.intake import site_day
+from ..services.intake import points_spent_today
 from ..shapes.resources import site_resource, widget_resource
 from ..shapes.schemas import SiteIn, SitePatch, UnitIn, WidgetIn
 from .base import page, redirect, render
@@ -48,7 +47,7 @@ def _base_url(request: Request) -> str:
 
 
 async def _site_view(request: Request, row: dict[str, Any]) -> dict[str, Any]:
-    spent = await request.app.state.guard.points_spent(row["id"], site_day(row, utcnow()))
+    spent = await points_spent_today(request.app.state.guard, row)
     return site_resource(row, spent)
 
 

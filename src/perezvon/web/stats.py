@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from ..domain import callback as cb
 from ..store.db import Database
 from ..store.tables import call_attempts, callback_requests
 
@@ -92,9 +93,9 @@ async def daily(db: Database, site_ids: list[int], zone: str, today: date, days:
         if bucket is None:
             continue
         bucket.requests += 1
-        if row["status"] == "completed":
+        if row["status"] == cb.COMPLETED:
             bucket.completed += 1
-        if row["status"] in ("completed", "failed"):
+        if row["status"] in (cb.COMPLETED, cb.FAILED):
             bucket.finished += 1
         tries = attempts.get(row["id"], [])
         bucket.billed_seconds += sum(a["billed_seconds"] or 0 for a in tries)

@@ -14,18 +14,18 @@ the database), and ``expired`` finds those requests for recovery.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, false, insert, or_, select, update
+from sqlalchemy import and_, exists, false, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 
-from ..clock import utcnow
-from ..domain.callback import DIALING, PENDING
-from ..store.db import Database
-from ..store.tables import call_attempts, callback_requests, sites
+from ..clock import SYSTEM_CLOCK, Clock
+from ..domain.callback import DIALING, PENDING, request_transition
+from .db import Database
+from .tables import call_attempts, callback_requests, sites
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ DUE_CHANNEL = "perezvon_due"  # NOTIFY channel (migration 0002 fires it on pendi
 WEBHOOK_CHANNEL = "perezvon_webhooks"
 
 _r = callback_requests.c
+_a = call_attempts.c
 
 
 def _deferred_site() -> Any:
@@ -63,7 +64,8 @@ class Claim:
 
 
 class DueQueue:
-    def __init__(self, db: Database, worker_id: str, lease_s: float = 30.0) -> None:
+    def __init__(self, db: Database, worker_id: str, lease_s: float = 30.0, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.db = db
         self.worker_id = worker_id
         self.lease = timedelta(seconds=lease_s)
@@ -72,13 +74,8 @@ class DueQueue:
         """Claim up to ``limit`` due requests and open an attempt for each, in one transaction."""
         if limit <= 0:
             return []
-        now = now or utcnow()
-        candidates = (
-            select(_r.id)
-            .where(_due(now), ~_deferred_site())
-            .order_by(_r.next_attempt_at)
-            .limit(limit)
-        )
+        now = now or self.clock.now()
+        candidates = select(_r.id).where(_due(now), ~_deferred_site()).order_by(_r.next_attempt_at).limit(limit)
         async with self.db.write() as conn:
             if self.db.is_sqlite:
                 ids = list((await conn.execute(candidates)).scalars())
@@ -96,28 +93,33 @@ class DueQueue:
                 )
                 chosen = _r.id == locked.c.id
             rows = (
-                await conn.execute(
-                    update(callback_requests)
-                    .where(chosen, _due(now))  # the conditional update: only rows still due are claimed
-                    .values(
-                        status=DIALING,
-                        claimed_by=self.worker_id,
-                        claimed_until=now + self.lease,
-                        attempts_made=_r.attempts_made + 1,
-                        updated_at=now,
+                (
+                    await conn.execute(
+                        update(callback_requests)
+                        .where(chosen, _due(now))  # the conditional update: only rows still due are claimed
+                        .values(
+                            status=request_transition(PENDING, DIALING),
+                            claimed_by=self.worker_id,
+                            claimed_until=now + self.lease,
+                            attempts_made=_r.attempts_made + 1,
+                            updated_at=now,
+                        )
+                        .returning(*callback_requests.c)
                     )
-                    .returning(*callback_requests.c)
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
             if not rows:
                 return []
+            numbers = await self._attempt_numbers(conn, rows)
             opened = (
                 await conn.execute(
                     insert(call_attempts).returning(call_attempts.c.id, call_attempts.c.request_id),
                     [
                         {
                             "request_id": row["id"],
-                            "number": row["attempts_made"],
+                            "number": numbers[row["id"]],
                             "worker": self.worker_id,
                             "started_at": now,
                             "billed_seconds": 0,
@@ -127,14 +129,30 @@ class DueQueue:
                 )
             ).all()
         attempt_of = {request_id: attempt_id for attempt_id, request_id in opened}
-        return [Claim(dict(row), attempt_of[row["id"]], row["attempts_made"], now) for row in rows]
+        return [Claim(dict(row), attempt_of[row["id"]], numbers[row["id"]], now) for row in rows]
+
+    @staticmethod
+    async def _attempt_numbers(conn: Any, rows: Sequence[Any]) -> dict[int, int]:
+        """Each claimed request's new attempt number: one past its journal's last. ``attempts_made``
+        counts the attempts since the request was (re)scheduled, and an admin's reschedule of a finished
+        request starts that count again while its earlier attempts stay in the journal."""
+        last = dict(
+            (
+                await conn.execute(
+                    select(_a.request_id, func.max(_a.number))
+                    .where(_a.request_id.in_([row["id"] for row in rows]))
+                    .group_by(_a.request_id)
+                )
+            ).all()
+        )
+        return {row["id"]: max(row["attempts_made"], (last.get(row["id"]) or 0) + 1) for row in rows}
 
     async def renew(self, request_ids: Iterable[int], now: datetime | None = None) -> set[int]:
         """Extend the leases of our calls in hand; returns the ids that are still ours."""
         ids = list(request_ids)
         if not ids:
             return set()
-        now = now or utcnow()
+        now = now or self.clock.now()
         async with self.db.write() as conn:
             result = await conn.execute(
                 update(callback_requests)
@@ -158,7 +176,7 @@ class DueQueue:
 
     async def expired(self, now: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Requests in ``dialing`` whose lease ran out: their worker is gone."""
-        now = now or utcnow()
+        now = now or self.clock.now()
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(callback_requests)
