@@ -47,6 +47,14 @@ async def test_patch_merges_nested_settings(app_client, admin) -> None:  # type:
     assert patched["throttle"] == {"userTimeoutSeconds": 0, "maxRequestsPerPhone": 3, "periodSeconds": 3600}
 
 
+async def test_voicemail_detection_is_on_by_default_and_can_be_switched_off(app_client, admin) -> None:  # type: ignore[no-untyped-def]
+    _, widget = await admin.site_with_widget()
+    assert widget["voicemailDetection"] is True
+    patched = await admin.patch(f"/widgets/{widget['id']}", {"voicemailDetection": False})
+    assert patched["voicemailDetection"] is False
+    assert (await admin.patch(f"/widgets/{widget['id']}", {"name": "Form"}))["voicemailDetection"] is False
+
+
 async def test_bad_input_gets_every_field_in_the_error_shape(app_client, admin) -> None:  # type: ignore[no-untyped-def]
     site = await admin.post("/sites", {"name": "Shop"})
     response = await app_client.post(

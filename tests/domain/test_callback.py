@@ -147,7 +147,7 @@ def test_an_event_out_of_order_is_refused() -> None:
 def test_outcomes_and_statuses_are_exactly_the_documented_ones() -> None:
     assert cb.STATUSES == ("pending", "dialing", "completed", "failed", "cancelled")
     assert set(cb.OUTCOMES) == {"connected", "operator_no_answer", "operator_busy", "client_no_answer",
-                                "client_busy", "interrupted", "error"}
+                                "client_busy", "client_voicemail", "interrupted", "error"}
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,12 @@ def test_a_miss_is_redialled_after_the_interval_until_attempts_run_out() -> None
     assert after_attempt(cb.OPERATOR_NO_ANSWER, 3, POLICY, MONDAY_NOON_MSK) == Decision(cb.FAILED)
 
 
+def test_an_answering_machine_is_redialled_like_no_answer() -> None:
+    for made in (1, 2, 3):
+        assert after_attempt(cb.CLIENT_VOICEMAIL, made, POLICY, MONDAY_NOON_MSK, OFFICE) == after_attempt(
+            cb.CLIENT_NO_ANSWER, made, POLICY, MONDAY_NOON_MSK, OFFICE)
+
+
 def test_no_redials_means_one_attempt() -> None:
     assert after_attempt(cb.CLIENT_NO_ANSWER, 1, RedialPolicy(0, 60), MONDAY_NOON_MSK) == Decision(cb.FAILED)
 

@@ -30,9 +30,12 @@ OPERATOR_NO_ANSWER = "operator_no_answer"
 OPERATOR_BUSY = "operator_busy"
 CLIENT_NO_ANSWER = "client_no_answer"
 CLIENT_BUSY = "client_busy"
+# An answering machine picked up the visitor's phone (DESIGN §7): never bridged, redialled like no answer.
+CLIENT_VOICEMAIL = "client_voicemail"
 INTERRUPTED = "interrupted"
 ERROR = "error"
-OUTCOMES = (CONNECTED, OPERATOR_NO_ANSWER, OPERATOR_BUSY, CLIENT_NO_ANSWER, CLIENT_BUSY, INTERRUPTED, ERROR)
+OUTCOMES = (CONNECTED, OPERATOR_NO_ANSWER, OPERATOR_BUSY, CLIENT_NO_ANSWER, CLIENT_BUSY, CLIENT_VOICEMAIL, INTERRUPTED,
+            ERROR)
 
 # The one table of a request's moves in the course of its calls (admin cancel included).
 _MOVES = {

@@ -248,7 +248,8 @@ class Catalog:
 def _widget_columns(values: dict[str, Any], schedule: dict[str, Any] | None) -> dict[str, Any]:
     """Flatten the API's nested widget shape onto table columns (only the keys given)."""
     row: dict[str, Any] = {}
-    for key in ("route_key", "name", "enabled", "operator_phones", "callback", "ui", "analytics"):
+    for key in ("route_key", "name", "enabled", "operator_phones", "callback", "ui", "analytics",
+                "voicemail_detection"):
         if key in values and values[key] is not None:
             row[key] = values[key]
     if values.get("collect_non_working_requests") is not None:

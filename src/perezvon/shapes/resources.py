@@ -70,6 +70,7 @@ def widget_resource(row: Any) -> dict[str, Any]:
         "callback": dict(row["callback"]),
         "ui": widget_ui(row),
         "analytics": {**ANALYTICS_DEFAULTS, **(row["analytics"] or {})},
+        "voicemailDetection": bool(row["voicemail_detection"]),
         "createdAt": iso(row["created_at"]),
     }
 

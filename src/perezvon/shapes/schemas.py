@@ -180,6 +180,7 @@ class WidgetIn(CamelModel):
     callback: CallbackSettings = CallbackSettings()
     ui: WidgetUi = WidgetUi()
     analytics: WidgetAnalytics = WidgetAnalytics()
+    voicemail_detection: bool = True  # DESIGN §7: an answering machine is hung up on, not bridged
 
     _phones = field_validator("operator_phones")(lambda cls, v: _phones(v))
 
@@ -195,6 +196,7 @@ class WidgetPatch(CamelModel):
     callback: CallbackSettings | None = None
     ui: WidgetUi | None = None
     analytics: WidgetAnalytics | None = None
+    voicemail_detection: bool | None = None
 
     _phones = field_validator("operator_phones")(lambda cls, v: None if v is None else _phones(v))
 

@@ -153,6 +153,7 @@ widgets = Table(
     # Keys a stored value lacks read as their defaults (shapes.schemas.WidgetUi / WidgetAnalytics).
     Column("ui", JSON(), nullable=False, server_default="{}"),
     Column("analytics", JSON(), nullable=False, server_default="{}"),
+    Column("voicemail_detection", Boolean(), nullable=False, server_default="1"),
     _created(),
     UniqueConstraint("site_id", "route_key", name="uq_widgets_site_route_key"),
 )

@@ -90,6 +90,7 @@ EN: dict[str, str] = {
     "outcome_operator_busy": "Operator busy",
     "outcome_client_no_answer": "Visitor did not answer",
     "outcome_client_busy": "Visitor busy",
+    "outcome_client_voicemail": "Answering machine",
     "outcome_interrupted": "Interrupted",
     "outcome_error": "Error",
     # one request
@@ -342,6 +343,7 @@ RU: dict[str, str] = {
     "outcome_operator_busy": "Оператор занят",
     "outcome_client_no_answer": "Посетитель не ответил",
     "outcome_client_busy": "Посетитель занят",
+    "outcome_client_voicemail": "Автоответчик",
     "outcome_interrupted": "Прервано",
     "outcome_error": "Ошибка",
     "request_title": "Заявка №{id}",
