@@ -126,7 +126,9 @@ class VoicemailDetector:
         above = self.t.speech_continues_db if self._talk_start is not None else self.t.speech_above_floor_db
         speech = level > max(floor + above, self.t.speech_min_dbfs)
         self._frames += 1
-        if not speech:
+        # The beep is looked for in every audible frame, not only in those above the noise floor: a
+        # tone that starts with the answer and never stops IS the floor, yet it is still a beep.
+        if level <= self.t.speech_min_dbfs:
             self._tone_frames = 0
         elif self._beep(frame, energy):
             return
