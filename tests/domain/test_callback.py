@@ -124,6 +124,26 @@ def test_an_operator_gone_when_the_visitor_answers_is_not_bridged() -> None:
     assert action == cb.Finish(cb.OPERATOR_NO_ANSWER)
 
 
+def screened_plan() -> cb.AttemptState:
+    state, _ = cb.start(cb.AttemptPlan(("a1",), announcement=False, voicemail_detection=True))
+    state, _ = cb.step(state, cb.OperatorRang(Ring.ANSWERED))
+    state, action = cb.step(state, cb.ClientRang(Ring.ANSWERED))
+    assert action == cb.Screen()  # listened to before anything is bridged
+    return state
+
+
+def test_an_answering_machine_is_never_bridged() -> None:
+    state, action = cb.step(screened_plan(), cb.Screened(machine=True))
+    assert action == cb.Finish(cb.CLIENT_VOICEMAIL) and state.outcome == cb.CLIENT_VOICEMAIL
+
+
+def test_a_person_is_bridged_after_screening() -> None:
+    _, action = cb.step(screened_plan(), cb.Screened(machine=False))
+    assert action == cb.Bridge()
+    _, action = cb.step(screened_plan(), cb.Screened(machine=False, operator_left=True))
+    assert action == cb.Finish(cb.OPERATOR_NO_ANSWER)
+
+
 def test_no_operator_phone_at_all_is_an_error_without_dialling() -> None:
     state, action = cb.start(plan())
     assert action == cb.Finish(cb.ERROR) and state.phase is cb.Phase.DONE
@@ -181,13 +201,16 @@ rings = st.sampled_from(list(Ring))
     left=st.lists(st.booleans(), min_size=5, max_size=5),
     client=rings,
     client_operator_left=st.booleans(),
+    screening=st.booleans(),
+    machine=st.booleans(),
 )
 def test_any_run_ends_once_with_a_documented_outcome(
-    phones, announcement, confirm, operator_results, digits, left, client, client_operator_left
+    phones, announcement, confirm, operator_results, digits, left, client, client_operator_left, screening, machine
 ) -> None:
     """Whatever the lines do, an attempt ends in one Finish, rings each phone at most once, and only
     a bridge can make it ``connected``."""
-    state, action = cb.start(plan(*(f"p{i}" for i in range(phones)), announcement=announcement, confirm=confirm))
+    state, action = cb.start(cb.AttemptPlan(tuple(f"p{i}" for i in range(phones)), announcement=announcement,
+                                            operator_confirm=confirm, voicemail_detection=screening))
     rung: list[str] = []
     bridged = False
     for _ in range(50):
@@ -204,6 +227,8 @@ def test_any_run_ends_once_with_a_documented_outcome(
             event = cb.Dropped()
         elif isinstance(action, cb.RingClient):
             event = cb.ClientRang(client, operator_left=client_operator_left)
+        elif isinstance(action, cb.Screen):
+            event = cb.Screened(machine=machine)
         else:
             assert isinstance(action, cb.Bridge)
             bridged = True

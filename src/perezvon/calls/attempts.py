@@ -25,6 +25,8 @@ from ..store.due_queue import Claim
 from ..store.snapshots import SiteSnapshot
 from .dialer.base import CallLeg, Dialer, RingResult, Trunk
 from .events import EventBus
+from .media.voicemail import MACHINE
+from .screening import screen
 from .speech import Speaker, silent_speaker
 from .trunks import trunk_of_site
 
@@ -90,6 +92,7 @@ def plan_for(widget: dict[str, Any] | None, unit: dict[str, Any] | None) -> cb.A
         operator_phones=phones,
         announcement=bool(settings.get("announcement", True)),
         operator_confirm=bool(settings.get("operatorConfirm", False)),
+        voicemail_detection=bool((widget or {}).get("voicemail_detection", True)),
     )
 
 
@@ -120,6 +123,7 @@ class AttemptRunner:
             cb.AwaitDigit: self._await_digit,
             cb.DropOperator: self._drop_operator,
             cb.RingClient: self._ring_client,
+            cb.Screen: self._screen,
             cb.Bridge: self._bridge,
         }
 
@@ -229,6 +233,13 @@ class AttemptRunner:
             call.record.client_answered_at = call.client_leg.answered_at or self.clock.now()
             self._progress(call, client_answered_at=call.record.client_answered_at)
         return cb.ClientRang(cb.Ring(result.value), operator_left=call.op_leg.is_ended)
+
+    async def _screen(self, call: _Call, action: cb.Screen) -> cb.Event:
+        assert call.op_leg is not None and call.client_leg is not None
+        verdict = await screen(call.client_leg)
+        log.info("attempt %s of request %s: the visitor's side is a %s (%s, at %.1f s)", call.claim.attempt_number,
+                 call.claim.request_id, verdict.kind, verdict.reason, verdict.at or 0)
+        return cb.Screened(verdict.kind == MACHINE, operator_left=call.op_leg.is_ended)
 
     async def _bridge(self, call: _Call, action: cb.Bridge) -> cb.Event:
         assert call.op_leg is not None and call.client_leg is not None

@@ -93,6 +93,7 @@ class Phase(enum.Enum):
     ANNOUNCE = "announce"
     CONFIRM = "confirm"
     RING_CLIENT = "ring_client"
+    SCREEN = "screen"
     BRIDGED = "bridged"
     DONE = "done"
 
@@ -128,6 +129,11 @@ class RingClient:
 
 
 @dataclass(frozen=True)
+class Screen:
+    """Listen to the visitor's side before bridging: a person, or an answering machine (DESIGN §7)?"""
+
+
+@dataclass(frozen=True)
 class Bridge:
     pass
 
@@ -139,7 +145,7 @@ class Finish:
     outcome: str
 
 
-Action = RingOperator | Announce | AwaitDigit | DropOperator | RingClient | Bridge | Finish
+Action = RingOperator | Announce | AwaitDigit | DropOperator | RingClient | Screen | Bridge | Finish
 
 
 # Events: what happened.
@@ -172,11 +178,17 @@ class ClientRang:
 
 
 @dataclass(frozen=True)
+class Screened:
+    machine: bool  # an answering machine picked up
+    operator_left: bool = False
+
+
+@dataclass(frozen=True)
 class BridgeEnded:
     pass
 
 
-Event = OperatorRang | Announced | DigitRead | Dropped | ClientRang | BridgeEnded
+Event = OperatorRang | Announced | DigitRead | Dropped | ClientRang | Screened | BridgeEnded
 
 
 @dataclass(frozen=True)
@@ -186,6 +198,7 @@ class AttemptPlan:
     operator_phones: tuple[str, ...]
     announcement: bool = True
     operator_confirm: bool = False
+    voicemail_detection: bool = False  # the widget's voicemailDetection, where the line can hear audio
 
 
 @dataclass(frozen=True)
@@ -246,12 +259,20 @@ def step(state: AttemptState, event: Event) -> tuple[AttemptState, Action]:
             if event.operator_left:
                 # Nobody left to talk to the visitor: counts against the operator side, so it is redialled.
                 return _finish(state, OPERATOR_NO_ANSWER)
+            if state.plan.voicemail_detection:
+                return replace(state, phase=Phase.SCREEN), Screen()
             return replace(state, phase=Phase.BRIDGED), Bridge()
         if event.result is Ring.BUSY:
             return _finish(state, CLIENT_BUSY)
         if event.result is Ring.ERROR:
             return _finish(state, ERROR)
         return _finish(state, CLIENT_NO_ANSWER)
+    if phase is Phase.SCREEN and isinstance(event, Screened):
+        if event.machine:  # never bridged: the operator hears neither the greeting nor the beep
+            return _finish(state, CLIENT_VOICEMAIL)
+        if event.operator_left:
+            return _finish(state, OPERATOR_NO_ANSWER)
+        return replace(state, phase=Phase.BRIDGED), Bridge()
     if phase is Phase.BRIDGED and isinstance(event, BridgeEnded):
         return _finish(state, CONNECTED)
     raise StepError(f"event {type(event).__name__} cannot happen in phase {phase.value}")

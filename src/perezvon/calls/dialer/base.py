@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -76,6 +77,15 @@ class CallLeg(abc.ABC):
     @abc.abstractmethod
     async def read_digit(self, timeout: float) -> str | None:
         """The next DTMF key pressed on this leg (RFC 4733), or None after timeout or hang-up."""
+
+    def listen(self, hear: Callable[[bytes, float], None] | None) -> bool:
+        """Hand each audio frame this leg receives to ``hear(pcm, at)`` until called again with None.
+
+        ``pcm`` is 16-bit 8 kHz PCM, ``at`` the frame's time in seconds since ``listen`` was called
+        (from the RTP timestamps, so lost packets show as a gap). False if the leg carries no audio
+        the engine could hear (the simulated line): then nothing is screened.
+        """
+        return False
 
     # Set by the leg when the call is over, whoever ended it.
     _ended: asyncio.Event

@@ -62,6 +62,10 @@ class SipLeg(CallLeg):
         self._sdp_version = 1
         self._peer: SipLeg | None = None
         self._recorder: Recorder | None = None
+        # The engine listening before the bridge (voicemail screening): hear(pcm, at), and the
+        # (listen start, first packet's arrival, its RTP timestamp) that turn timestamps into `at`.
+        self._hear: Callable[[bytes, float], None] | None = None
+        self._hear_clock: tuple[float, float | None, int] = (0.0, None, 0)
         self.packets_in = 0
         self.packets_dropped = 0  # not RTP at all
         self.packets_relayed = 0  # sent out of this leg from the bridged one
@@ -179,6 +183,11 @@ class SipLeg(CallLeg):
             if not get.done():
                 get.cancel()
         return get.result() if get in done and not get.cancelled() else None
+
+    def listen(self, hear: Callable[[bytes, float], None] | None) -> bool:
+        self._hear = hear
+        self._hear_clock = (self._clock(), None, 0)
+        return True
 
     async def hangup(self) -> None:
         call = self.call
@@ -307,11 +316,30 @@ class SipLeg(CallLeg):
             return  # comfort noise and anything we did not offer
         if peer is not None:
             peer._relay_in(data, pt, None)
+        if self._hear is not None:
+            self._to_listener(data, pt)
         rec = self._recorder
         if rec is not None:
             with contextlib.suppress(rtplib.RtpParseError):
                 pkt = rtplib.RtpPacket.parse(data)
                 rec.add(self._clock(), pkt.ssrc, pkt.timestamp, rtplib.decode(pkt.payload, pt))
+
+    def _to_listener(self, data: bytes, pt: int) -> None:
+        try:
+            pkt = rtplib.RtpPacket.parse(data)
+        except rtplib.RtpParseError:
+            return
+        started, first_at, first_ts = self._hear_clock
+        if first_at is None:
+            first_at, first_ts = self._clock() - started, pkt.timestamp
+            self._hear_clock = (started, first_at, first_ts)
+        ticks = (pkt.timestamp - first_ts) & 0xFFFFFFFF
+        if ticks >= 1 << 31:
+            return  # sent before the first one we heard (reordered): too late to matter
+        at = first_at + ticks / 8000
+        hear = self._hear
+        if hear is not None:
+            hear(rtplib.decode(pkt.payload, pt), at)
 
     def _on_dtmf(self, data: bytes, peer: SipLeg | None) -> None:
         try:
