@@ -18,10 +18,18 @@ Measured per level of concurrent calls, over a window after all bridges are up:
   * the interarrival jitter at the receiving sipp ("rx dev p99"; with --direct-baseline also for sipp
     streaming straight to sipp, "base dev"): sipp's own pacing makes both about 20 ms.
 
+With --rtpengine, each run of a level is followed by the same calls relayed by rtpengine (Debian
+rtpengine-daemon, userspace forwarding, no kernel module), which the bench starts and drives over its
+NG control protocol (bencode over UDP: offer, answer, query, delete) as a B2BUA would; sipp, the
+capture and the figures are the same, and a ratio line per level gives our relay's CPU per packet
+relayed and added jitter p99 over rtpengine's (medians of the runs). rtpengine runs at the bench's
+priority (--nice/--realtime apply to both forwarders).
+
 Usage:  .venv/bin/python bench/sip_relay.py [--levels 100,150,200,250] [--seconds 5] [--repeat 3]
-                                            [--uvloop] [--nice -10] [--direct-baseline]
-Needs sipp (Debian sip-tester), sox and tcpdump; run as a user allowed to capture on lo (root).
-Each level runs about 15 s; the whole run stays under 5 minutes. Nothing leaves 127.0.0.1.
+                                            [--uvloop] [--nice -10] [--direct-baseline] [--rtpengine]
+Needs sipp (Debian sip-tester), sox and tcpdump (and rtpengine-daemon for --rtpengine); run as a user
+allowed to capture on lo (root). Each level runs about 15 s per mode; the whole run stays under 5
+minutes per mode. Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -605,8 +613,9 @@ def start_rtpengine(work: Path, calls: int) -> tuple[subprocess.Popen, int, rang
          f"--listen-ng={HOST}:{ng_port}", f"--port-min={low}", f"--port-max={low + span - 1}", "--log-stderr",
          "--log-level=3", "--timeout=60", "--endpoint-learning=immediate", "--delete-delay=0",
          f"--pidfile={work / 'rtpengine.pid'}"],
-        stdout=subprocess.DEVNULL, stderr=(work / "rtpengine.log").open("w"), start_new_session=True,
-        preexec_fn=_default_priority)
+        # No _default_priority here: rtpengine inherits the bench's --nice/--realtime, as the relay has
+        # them, so both forwarders compete for the cores on the same terms.
+        stdout=subprocess.DEVNULL, stderr=(work / "rtpengine.log").open("w"), start_new_session=True)
     return proc, ng_port, range(low, low + span)
 
 
