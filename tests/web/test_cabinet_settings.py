@@ -24,6 +24,7 @@ def widget_form(csrf: str, **overrides: object) -> dict:
         "callback.redialAttempts": "3",
         "callback.redialIntervalSeconds": "120",
         "callback.language": "en",
+        "voicemailDetection": "1",
     }
     form.update(overrides)  # type: ignore[arg-type]
     return form
@@ -92,6 +93,7 @@ async def test_it_creates_a_widget_with_its_painted_schedule(cabinet):
     assert (widget["throttle_user_timeout_s"], widget["throttle_max_per_phone"]) == (30, 3)
     assert widget["callback"]["ringTimeoutSeconds"] == 25 and widget["callback"]["redialAttempts"] == 3
     assert widget["callback"]["operatorConfirm"] is False
+    assert widget["voicemail_detection"] is True
     shown = await alice.get(response.headers["location"])
     assert shown.text.count("checked") >= 4 + 3  # 4 cells + enabled, collect, announcement
     assert 'value="1-9" checked' in shown.text and 'value="2-9" checked' not in shown.text
@@ -104,11 +106,11 @@ async def test_it_updates_a_widget_and_unchecked_boxes_mean_off(cabinet):
     alice = await cabinet.login("alice")
     csrf = await cabinet.csrf(alice, f"/cabinet/widgets/{widget['id']}")
     data = widget_form(csrf, routeKey="my_form_1")
-    del data["enabled"], data["collectNonWorkingRequests"]
+    del data["enabled"], data["collectNonWorkingRequests"], data["voicemailDetection"]
     response = await alice.post(f"/cabinet/widgets/{widget['id']}", data=data)
     assert response.status_code == 303
     stored = await cabinet.state.catalog.get_widget(OPERATOR, widget["id"])
-    assert not stored["enabled"] and not stored["collect_non_working"]
+    assert not stored["enabled"] and not stored["collect_non_working"] and not stored["voicemail_detection"]
     assert stored["schedule_hours"] == []
 
 

@@ -99,6 +99,7 @@ def widget_payload(form: Any) -> dict[str, Any]:
                 "metrikaCounterId": _text(form, "analytics.metrikaCounterId") or None,
             }
         ),
+        "voicemailDetection": checked(form, "voicemailDetection"),
     }
 
 
@@ -150,6 +151,7 @@ def widget_defaults(utc_timezone: str) -> dict[str, Any]:
         "callback": CallbackSettings().model_dump(by_alias=True),
         "ui": UI_DEFAULTS,
         "analytics": ANALYTICS_DEFAULTS,
+        "voicemailDetection": True,
     }
 
 
