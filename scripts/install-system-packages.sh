@@ -2,7 +2,7 @@
 # Debian packages the test suite talks to: real SIP peers, speech, and the browser for Playwright.
 # Installs only what is missing; needs root (or sudo).
 set -euo pipefail
-packages=(sip-tester baresip espeak-ng sox chromium kamailio)
+packages=(sip-tester baresip espeak-ng sox chromium kamailio kamailio-tls-modules nftables)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

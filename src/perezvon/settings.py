@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -62,6 +63,41 @@ def _env_port_range(name: str) -> tuple[int, int] | None:
     return int(low), int(high)
 
 
+def _env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default)."""
+    raw = _env_str(name, choices[0]).lower()
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _env_ip(name: str) -> str:
+    """An IP address without a port (e.g. a NAT's public address); empty stays empty."""
+    raw = _env_str(name)
+    if raw:
+        try:
+            ipaddress.ip_address(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be an IP address without a port, got {raw!r}") from None
+    return raw
+
+
+def _env_caller_display(name: str) -> str:
+    raw = _env_str(name, "Callback {number}")
+    try:
+        raw.format(number="79001234567")
+    except (KeyError, IndexError, ValueError):
+        raise SettingsError(f"{name} may use only {{number}}, got {raw!r}") from None
+    return raw
+
+
+def _env_file(name: str) -> str:
+    raw = _env_str(name)
+    if raw and not Path(raw).is_file():
+        raise SettingsError(f"{name}: no such file {raw!r}")
+    return raw
+
+
 def default_database_url() -> str:
     return f"sqlite:///{Path.cwd() / 'perezvon.db'}"
 
@@ -82,6 +118,13 @@ class Settings:
     sip_password: str = ""
     sip_caller: str = ""
     sip_bind: str = "127.0.0.1:0"
+    sip_public_address: str = ""
+    sip_caller_id: str = "display"
+    sip_caller_display: str = "Callback {number}"
+    sip_assert_identity: bool = False
+    sip_srtp: str = "off"
+    sip_tls_verify: bool = True
+    sip_tls_ca_file: str = ""
     recordings_dir: str = ""
     run_worker: bool = True
     worker_concurrency: int = 50
@@ -129,6 +172,13 @@ def load_settings() -> Settings:
         sip_password=_env_str("PEREZVON_SIP_PASSWORD"),
         sip_caller=_env_str("PEREZVON_SIP_CALLER"),
         sip_bind=_env_str("PEREZVON_SIP_BIND", "127.0.0.1:0"),
+        sip_public_address=_env_ip("PEREZVON_SIP_PUBLIC_ADDRESS"),
+        sip_caller_id=_env_choice("PEREZVON_SIP_CALLER_ID", ("display", "user")),
+        sip_caller_display=_env_caller_display("PEREZVON_SIP_CALLER_DISPLAY"),
+        sip_assert_identity=_env_bool("PEREZVON_SIP_ASSERT_IDENTITY", False),
+        sip_srtp=_env_choice("PEREZVON_SIP_SRTP", ("off", "optional", "required")),
+        sip_tls_verify=_env_bool("PEREZVON_SIP_TLS_VERIFY", True),
+        sip_tls_ca_file=_env_file("PEREZVON_SIP_TLS_CA_FILE"),
         recordings_dir=_env_str("PEREZVON_RECORDINGS_DIR"),
         run_worker=_env_bool("PEREZVON_RUN_WORKER", True),
         worker_concurrency=_env_int("PEREZVON_WORKER_CONCURRENCY", 50),

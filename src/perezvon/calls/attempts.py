@@ -203,7 +203,7 @@ class AttemptRunner:
         # The journal shows the phone being tried; an earlier phone's answer (then declined) must not
         # look like this one's.
         call.record.operator_phone, call.record.operator_answered_at = action.phone, None
-        call.op_leg = self.dialer.leg(action.phone, call.trunk)
+        call.op_leg = self.dialer.leg(action.phone, call.trunk, calling_number=call.claim.request["phone"])
         result = await call.op_leg.ring(call.ring_timeout)
         if result is RingResult.ANSWERED:
             call.record.operator_answered_at = call.op_leg.answered_at or self.clock.now()

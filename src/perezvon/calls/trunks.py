@@ -20,4 +20,7 @@ def trunk_of_site(site: dict[str, Any] | None) -> Trunk | None:
         password=raw.get("password") or "",
         caller=raw.get("caller") or "",
         number_format=raw.get("numberFormat") or "{number}",
+        caller_id=raw.get("callerId") or "display",
+        assert_identity=bool(raw.get("assertIdentity")),
+        srtp=raw.get("srtp") or "off",
     )

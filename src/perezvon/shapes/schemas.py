@@ -39,11 +39,14 @@ def _zone(value: str) -> str:
 class Trunk(CamelModel):
     host: Annotated[str, Field(min_length=1, max_length=255)]
     port: Annotated[int, Field(ge=1, le=65535)] = 5060
-    transport: Annotated[str, Field(pattern="^(udp|tcp)$")] = "udp"
+    transport: Annotated[str, Field(pattern="^(udp|tcp|tls)$")] = "udp"
     username: str = ""
     password: str = ""
     caller: str = ""
     number_format: str = "{number}"
+    caller_id: Annotated[str, Field(pattern="^(display|user)$")] = "display"  # how the operator sees the visitor
+    assert_identity: bool = False  # P-Asserted-Identity
+    srtp: Annotated[str, Field(pattern="^(off|optional|required)$")] = "off"
 
 
 class SiteIn(CamelModel):

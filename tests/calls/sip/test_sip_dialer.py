@@ -54,6 +54,15 @@ class FakePhone(asyncio.DatagramProtocol):
         assert self.transport is not None
         self.transport.sendto(data, (HOST, port))
 
+    @classmethod
+    async def open(cls) -> FakePhone:
+        """A phone's RTP socket on a free port of 127.0.0.1."""
+        phone = cls()
+        loop = asyncio.get_running_loop()
+        phone.transport, _ = await loop.create_datagram_endpoint(lambda: phone, local_addr=(HOST, 0))
+        phone.port = phone.transport.get_extra_info("sockname")[1]
+        return phone
+
 
 class FakeTrunk(asyncio.DatagramProtocol):
     def __init__(self) -> None:
@@ -113,10 +122,7 @@ class FakeTrunk(asyncio.DatagramProtocol):
         await self.answer(req, number)
 
     async def answer(self, req: SipRequest, number: str) -> None:
-        loop = asyncio.get_running_loop()
-        phone = FakePhone()
-        phone.transport, _ = await loop.create_datagram_endpoint(lambda: phone, local_addr=(HOST, 0))
-        phone.port = phone.transport.get_extra_info("sockname")[1]
+        phone = await FakePhone.open()
         self.phones[number] = phone
         codec = PCMA if "pcma" in number else PCMU
         self.codec[number] = codec

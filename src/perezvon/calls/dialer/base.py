@@ -45,11 +45,18 @@ class Trunk:
 
     host: str
     port: int = 5060
-    transport: str = "udp"  # udp | tcp
+    transport: str = "udp"  # udp | tcp | tls
     username: str = ""
     password: str = ""
     caller: str = ""  # the From number
     number_format: str = "{number}"  # e.g. "+{number}" or "8{national}"
+    # How a leg dialled on someone's behalf (the operator's, for a visitor) shows that number:
+    # "display": `"Callback 79001234567" <sip:CALLER@trunk>` (any trunk passes it); "user":
+    # `<sip:79001234567@trunk>` (the trunk must allow a From it did not assign).
+    caller_id: str = "display"
+    caller_display: str = "Callback {number}"
+    assert_identity: bool = False  # also send P-Asserted-Identity (RFC 3325) with the shown number
+    srtp: str = "off"  # off | optional (offer SDES keys, accept plain RTP) | required (RTP/SAVP only)
 
     def format_number(self, number: str) -> str:
         return self.number_format.format(number=number, national=number[1:])
@@ -67,8 +74,12 @@ class CallLeg(abc.ABC):
     ended_at: datetime | None = None
 
     @abc.abstractmethod
-    async def ring(self, timeout: float) -> RingResult:
-        """Dial and wait until answered or failed; on timeout cancel the call and answer NO_ANSWER."""
+    async def ring(self, timeout: float, *, ringback_to: CallLeg | None = None, country: str = "") -> RingResult:
+        """Dial and wait until answered or failed; on timeout cancel the call and answer NO_ANSWER.
+
+        `ringback_to` (an answered leg: the operator) hears what a caller would while this one rings:
+        the far end's early media where it sends some, else a ringback tone in `country`'s cadence.
+        """
 
     @abc.abstractmethod
     async def play(self, audio: Audio) -> None:
@@ -117,8 +128,8 @@ class Dialer(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
-    def leg(self, number: str, trunk: Trunk | None = None) -> CallLeg:
-        """A leg to number, not yet dialled."""
+    def leg(self, number: str, trunk: Trunk | None = None, *, calling_number: str | None = None) -> CallLeg:
+        """A leg to number, not yet dialled; its phone shows `calling_number` (None: the trunk's caller)."""
 
     @abc.abstractmethod
     async def bridge(self, a: CallLeg, b: CallLeg, record_to: Path | None = None) -> None:

@@ -14,8 +14,11 @@ from .base import Audio, CallLeg, Dialer, RingResult, Trunk
 
 
 class SimulatedLeg(CallLeg):
-    def __init__(self, number: str, ring_s: float, talk_s: float, speed: float) -> None:
+    def __init__(
+        self, number: str, ring_s: float, talk_s: float, speed: float, calling_number: str | None = None
+    ) -> None:
         self.number = number
+        self.calling_number = calling_number
         self._ring_s = ring_s
         self._talk_s = talk_s
         self._speed = speed
@@ -24,7 +27,7 @@ class SimulatedLeg(CallLeg):
         self.ended_at = None
         self.played: list[Audio] = []
 
-    async def ring(self, timeout: float) -> RingResult:
+    async def ring(self, timeout: float, *, ringback_to: CallLeg | None = None, country: str = "") -> RingResult:
         if self.number.endswith("02"):
             await asyncio.sleep(min(0.2, self._ring_s))
             self._end()
@@ -75,8 +78,8 @@ class SimulatedDialer(Dialer):
         for leg in self.legs:
             await leg.hangup()
 
-    def leg(self, number: str, trunk: Trunk | None = None) -> SimulatedLeg:
-        leg = SimulatedLeg(number, self.ring_s, self.talk_s, self.speed)
+    def leg(self, number: str, trunk: Trunk | None = None, *, calling_number: str | None = None) -> SimulatedLeg:
+        leg = SimulatedLeg(number, self.ring_s, self.talk_s, self.speed, calling_number)
         self.legs.append(leg)
         if len(self.legs) > 1000:  # keep memory flat in long runs
             self.legs = [x for x in self.legs if not x.is_ended]

@@ -9,6 +9,7 @@ This package imports only the dialer interface (`..base`); `calls/lines.py` buil
 from .call import OutboundCall, ring_result
 from .dialer import SipDialer
 from .leg import SipLeg
+from .transport import tls_context
 from .trunk import parse_bind, parse_trunk
 
-__all__ = ["OutboundCall", "SipDialer", "SipLeg", "parse_bind", "parse_trunk", "ring_result"]
+__all__ = ["OutboundCall", "SipDialer", "SipLeg", "parse_bind", "parse_trunk", "ring_result", "tls_context"]

@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import secrets
 import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from .leg import SipLeg
 from .message import SipRequest, SipResponse, make_response
 from .recorder import Recorder
 from .transactions import TransactionTable, Transmit
-from .transport import Address, TcpTransport, UdpTransport
+from .transport import Address, TcpTransport, TlsTransport, UdpTransport, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def _local_ip_for(host: str) -> str:
 
 
 class SipDialer(Dialer):
-    """A SIP user agent placing calls through a trunk (UDP or TCP), and bridging them."""
+    """A SIP user agent placing calls through a trunk (UDP, TCP or TLS), and bridging them."""
 
     def __init__(
         self,
@@ -50,8 +51,13 @@ class SipDialer(Dialer):
         recordings_dir: Path | None = None,
         rtp_timeout: float = 60.0,
         rtp_ports: tuple[int, int] | None = None,
+        public_address: str = "",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.trunk = trunk
+        # Behind a 1:1 NAT: the address our Via, Contact and SDP give instead of the bound one.
+        self.public_address = public_address
+        self.tls_context = tls
         self.rtp_ports = rtp_ports  # e.g. (10000, 20000) to fit a firewall rule; None = any free port
         self.rtp_timeout = rtp_timeout  # seconds without media before a bridged call is ended; 0 = never
         self.bind_host = bind_host
@@ -59,6 +65,7 @@ class SipDialer(Dialer):
         self.recordings_dir = recordings_dir
         self._udp: UdpTransport | None = None
         self._tcp: TcpTransport | None = None
+        self._tls: TlsTransport | None = None
         self._ports: dict[str, int] = {}
         self._legs: dict[str, SipLeg] = {}  # by Call-ID, until the call is finished
         self._table = TransactionTable()  # answers to requests outside our calls
@@ -84,6 +91,9 @@ class SipDialer(Dialer):
         except OSError:
             _, tport = await self._tcp.start(self.bind_host, 0)
         self._ports["TCP"] = tport
+        # TLS connects out only; Via and Contact give the TCP port (nothing listens for TLS there).
+        self._tls = TlsTransport(self._on_message, self.tls_context or tls_context())
+        self._ports["TLS"] = tport
         self._started = True
         log.info("SIP user agent on %s:%s", host, port)
 
@@ -92,7 +102,7 @@ class SipDialer(Dialer):
             await leg.hangup()
         if self._timer is not None:
             self._timer.cancel()
-        for t in (self._udp, self._tcp):
+        for t in (self._udp, self._tcp, self._tls):
             if t is not None:
                 t.close()
         self._started = False
@@ -100,11 +110,11 @@ class SipDialer(Dialer):
     def local_port(self, transport: str = "UDP") -> int:
         return self._ports[transport.upper()]
 
-    def leg(self, number: str, trunk: Trunk | None = None) -> SipLeg:
+    def leg(self, number: str, trunk: Trunk | None = None, *, calling_number: str | None = None) -> SipLeg:
         trunk = trunk or self.trunk
         if trunk is None:
             raise DialerError("no SIP trunk configured (PEREZVON_SIP_TRUNK) and none given for the site")
-        return SipLeg(self, number, trunk)
+        return SipLeg(self, number, trunk, calling_number)
 
     async def bridge(self, a: CallLeg, b: CallLeg, record_to: Path | None = None) -> None:
         if not isinstance(a, SipLeg) or not isinstance(b, SipLeg):
@@ -175,12 +185,18 @@ class SipDialer(Dialer):
                 if not infos:
                     raise DialerError(f"cannot resolve trunk host {host!r}")
                 self._resolved[key] = (infos[0][4][0], port)
+            if self._tls is not None:  # the certificate is checked against the name we were given
+                self._tls.server_names[self._resolved[key]] = host
         return self._resolved[key]
 
     def _local_host_for(self, remote_ip: str) -> str:
         if self.bind_host not in ("0.0.0.0", ""):
             return self.bind_host
         return _local_ip_for(remote_ip)
+
+    def advertised_host(self, local: str) -> str:
+        """What Via, Contact and SDP say: the NAT's public address if configured, else the local one."""
+        return self.public_address or local
 
     def _place(self, leg: SipLeg, timeout: float) -> None:
         """Start the leg's call ringing for at most `timeout` seconds."""
@@ -191,7 +207,7 @@ class SipDialer(Dialer):
 
     def _transmit(self, out: list[Transmit]) -> None:
         for t in out:
-            transport = self._tcp if t.transport.upper() == "TCP" else self._udp
+            transport = {"TCP": self._tcp, "TLS": self._tls}.get(t.transport.upper(), self._udp)
             if transport is not None:
                 transport.send(t.message.encode(), t.dest)
 

@@ -24,11 +24,16 @@ def new_tag() -> str:
 
 
 def via_value(transport: str, host: str, port: int, branch: str) -> str:
-    return f"SIP/2.0/{transport.upper()} {host}:{port};branch={branch};rport"
+    """Our Via: `rport` (RFC 3581) asks for answers to where we sent from, through any NAT; over TLS
+    `alias` (RFC 5923) asks the peer to send its own requests back on our connection too, since we
+    hold no certificate to accept one."""
+    alias = ";alias" if transport.upper() == "TLS" else ""
+    return f"SIP/2.0/{transport.upper()} {host}:{port};branch={branch};rport{alias}"
 
 
 def new_invite(*, target_uri: str, from_uri: str, from_display: str, contact_uri: str, transport: str,
-               local_host: str, local_port: int, body: bytes) -> SipRequest:
+               local_host: str, local_port: int, body: bytes,
+               extra: list[tuple[str, str]] | None = None) -> SipRequest:
     headers = Headers()
     headers.add("Via", via_value(transport, local_host, local_port, new_branch()))
     headers.add("Max-Forwards", "70")
@@ -41,6 +46,8 @@ def new_invite(*, target_uri: str, from_uri: str, from_display: str, contact_uri
     headers.add("Allow", ALLOW)
     headers.add("Supported", "replaces")
     headers.add("User-Agent", USER_AGENT)
+    for k, v in extra or []:
+        headers.add(k, v)
     headers.add("Content-Type", "application/sdp")
     return SipRequest("INVITE", target_uri, headers, body)
 
@@ -70,7 +77,8 @@ def reinvite_with_auth(invite: SipRequest, header: str, value: str) -> SipReques
             continue
         if low in ("via", "v"):
             sent_by = v.split(";", 1)[0]
-            v = f"{sent_by};branch={new_branch()};rport"
+            alias = ";alias" if "/TLS " in sent_by.upper() else ""
+            v = f"{sent_by};branch={new_branch()};rport{alias}"
         elif low == "cseq":
             v = f"{cseq} INVITE"
         headers.add(k, v)

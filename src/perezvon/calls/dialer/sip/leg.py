@@ -26,6 +26,7 @@ from .recorder import Recorder
 from .relay import RtpRelay
 from .sdp import PCMA, PCMU, Negotiated, answer_direction, build_sdp, negotiate, parse_sdp
 from .transport import Address, RtpSocket
+from .trunk import from_identity
 
 if TYPE_CHECKING:
     from .dialer import SipDialer
@@ -40,9 +41,10 @@ class SipLeg(CallLeg):
     # is rounded to milliseconds): cheaper per packet, and one clock for recorder and watchdog.
     _clock = staticmethod(time.monotonic)
 
-    def __init__(self, dialer: SipDialer, number: str, trunk: Trunk) -> None:
+    def __init__(self, dialer: SipDialer, number: str, trunk: Trunk, calling_number: str | None = None) -> None:
         self.number = number
         self.trunk = trunk
+        self.calling_number = calling_number  # shown to the called phone instead of the trunk's caller
         self.answered_at = None
         self.ended_at = None
         self.result: RingResult | None = None
@@ -58,6 +60,7 @@ class SipLeg(CallLeg):
         self._digits: asyncio.Queue[str] = asyncio.Queue()
         self._ended = asyncio.Event()
         self._terminated = asyncio.Event()  # the call reached TERMINATED: BYE answered or given up
+        self._advertised = ""  # the address our Via, Contact and SDP give (a NAT's public one)
         self._sdp_session = secrets.randbits(31)
         self._sdp_version = 1
         self._peer: SipLeg | None = None
@@ -68,6 +71,7 @@ class SipLeg(CallLeg):
         self._hear_clock: tuple[float, float | None, int] = (0.0, None, 0)
         self.packets_in = 0
         self.packets_dropped = 0  # not RTP at all
+        self.packets_foreign = 0  # RTP from a host the SDP did not name
         self.packets_relayed = 0  # sent out of this leg from the bridged one
         self.packets_not_relayed = 0
         self.last_rtp_at = 0.0
@@ -128,21 +132,29 @@ class SipLeg(CallLeg):
 
     def _invite(self, local: str) -> SipRequest:
         d = self._dialer
-        hostport = _uri_host(self.trunk.host) + (f":{self.trunk.port}" if self.trunk.port != 5060 else "")
-        target = f"sip:{self.trunk.format_number(self.number)}@{hostport}"
-        transport = self.trunk.transport.upper()
-        tcp = ";transport=tcp" if transport == "TCP" else ""
-        from_user = self.trunk.caller or self.trunk.username or "perezvon"
+        trunk = self.trunk
+        default_port = 5061 if trunk.transport == "tls" else 5060
+        hostport = _uri_host(trunk.host) + (f":{trunk.port}" if trunk.port != default_port else "")
+        target = f"sip:{trunk.format_number(self.number)}@{hostport}"
+        transport = trunk.transport.upper()
+        param = f";transport={trunk.transport}" if transport != "UDP" else ""
+        display, from_user = from_identity(trunk, self.calling_number)
+        from_uri = f"sip:{from_user}@{_uri_host(trunk.host)}"
+        extra = []
+        if trunk.assert_identity:
+            extra.append(("P-Asserted-Identity", f'"{display}" <{from_uri}>' if display else f"<{from_uri}>"))
+        self._advertised = d.advertised_host(local)
         local_port = d.local_port(transport)
         return new_invite(
-            target_uri=target + tcp,
-            from_uri=f"sip:{from_user}@{_uri_host(self.trunk.host)}",
-            from_display="",
-            contact_uri=f"sip:perezvon@{_uri_host(local)}:{local_port}{tcp}",
+            target_uri=target + param,
+            from_uri=from_uri,
+            from_display=display,
+            contact_uri=f"sip:perezvon@{_uri_host(self._advertised)}:{local_port}{param}",
             transport=transport,
-            local_host=local,
+            local_host=self._advertised,
             local_port=local_port,
             body=self._sdp(codecs=(PCMU, PCMA)),
+            extra=extra,
         )
 
     async def play(self, audio: Audio) -> None:
@@ -275,7 +287,7 @@ class SipLeg(CallLeg):
     def _sdp(self, codecs: tuple[int, ...], direction: str = "sendrecv") -> bytes:
         assert self._rtp is not None
         body = build_sdp(
-            self._rtp.host,
+            self._advertised or self._rtp.host,
             self._rtp.port,
             session_id=self._sdp_session,
             version=self._sdp_version,
@@ -302,11 +314,17 @@ class SipLeg(CallLeg):
         pt_byte = data[1]
         if 192 <= pt_byte <= 223:
             return  # RTCP multiplexed on this port (RFC 5761): we do not use it
-        self.packets_in += 1
-        self.last_rtp_at = self._clock()
         media = self.media
         if media is None:
             return
+        if addr != media.target:
+            latched = media.latch(addr)
+            if latched is None:
+                self.packets_foreign += 1  # not from the host the SDP named: never relayed, never answered
+                return
+            self.media = media = latched
+        self.packets_in += 1
+        self.last_rtp_at = self._clock()
         pt = pt_byte & 0x7F
         peer = self._peer
         if pt == media.dtmf_pt:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .message import SipParseError
 
@@ -96,6 +96,14 @@ class Negotiated:
     @property
     def target(self) -> tuple[str, int]:
         return self.address, self.port
+
+    def latch(self, source: tuple[str, int]) -> Negotiated | None:
+        """Symmetric RTP (RFC 4961) through the far end's NAT: media from the negotiated host but
+        another port means that port is where our media gets through, so we send there from now on.
+        From any other host: None (that host was never negotiated, so nothing goes to it)."""
+        if source[0] != self.address:
+            return None
+        return replace(self, port=source[1])
 
     @property
     def sends_to_us(self) -> bool:

@@ -20,11 +20,12 @@ from .transaction import (
 
 Address = tuple[str, int]
 Key = tuple[str, str]  # (Via branch, method)
+RELIABLE = ("TCP", "TLS")  # stream transports: no retransmissions (§17.1.1.2)
 
 
 @dataclass(frozen=True)
 class Transmit:
-    """One message to put on the wire: to `dest` over `transport` ("UDP" or "TCP")."""
+    """One message to put on the wire: to `dest` over `transport` ("UDP", "TCP" or "TLS")."""
 
     message: SipRequest | SipResponse
     dest: Address
@@ -43,14 +44,14 @@ class TransactionTable:
         self._entries: dict[tuple[str, Key], _Entry] = {}
 
     def start_client(self, request: SipRequest, dest: Address, transport: str, now: float) -> ClientTransaction:
-        reliable = transport.upper() == "TCP"
+        reliable = transport.upper() in RELIABLE
         cls = ClientInviteTransaction if request.method == "INVITE" else ClientNonInviteTransaction
         tx = cls(request, now, reliable=reliable)
         self._entries[("client", tx.key)] = _Entry(tx, dest, transport)
         return tx
 
     def start_server(self, request: SipRequest, source: Address, transport: str, now: float) -> ServerTransaction:
-        tx = ServerTransaction(request, now, reliable=transport.upper() == "TCP")
+        tx = ServerTransaction(request, now, reliable=transport.upper() in RELIABLE)
         self._entries[("server", tx.key)] = _Entry(tx, source, transport)
         return tx
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
 from collections.abc import Callable
 
 from .message import SipParseError, SipRequest, SipResponse, StreamFramer, parse_message
@@ -94,7 +95,7 @@ class _TcpConnection(asyncio.Protocol):
         for frame in frames:
             try:
                 msg = parse_message(frame, stream=True)
-                self.owner._on_message(msg, self.peer, "TCP")
+                self.owner._on_message(msg, self.peer, self.owner.name)
             except SipParseError as exc:
                 self.owner.dropped += 1
                 log.info("dropped SIP message from %s:%s: %s", self.peer[0], self.peer[1], exc)
@@ -142,9 +143,11 @@ class TcpTransport:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _TcpConnection(self, addr), addr[0], addr[1]), 5.0)
-        except (OSError, TimeoutError) as exc:
-            log.info("SIP TCP connect to %s:%s failed: %s", addr[0], addr[1], exc)
+                loop.create_connection(lambda: _TcpConnection(self, addr), addr[0], addr[1], **self._tls(addr)),
+                5.0,
+            )
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError (a certificate refused) is an OSError
+            log.warning("SIP %s connect to %s:%s failed: %s", self.name, addr[0], addr[1], exc)
             self._pending.pop(addr, None)  # the transaction times out and reports the trunk unreachable
             return
         # Replies come back on this connection, whatever port the peer saw us connect from.
@@ -152,6 +155,9 @@ class TcpTransport:
         for data in self._pending.pop(addr, []):
             assert conn.transport is not None
             conn.transport.write(data)
+
+    def _tls(self, addr: Address) -> dict[str, object]:
+        return {}
 
     def close(self) -> None:
         if self._server is not None:
@@ -161,6 +167,37 @@ class TcpTransport:
                 conn.transport.close()
         for task in self._tasks:
             task.cancel()
+
+
+class TlsTransport(TcpTransport):
+    """SIP over TLS (RFC 3261 §26.3.1): client connections only, the trunk's certificate checked.
+
+    We hold no certificate, so we accept no TLS connections: requests from the trunk come back on the
+    connection we opened (our Via asks for that with `alias`, RFC 5923). The name checked against the
+    certificate is the trunk's host name as configured (`server_names`), else the address itself.
+    """
+
+    name = "TLS"
+
+    def __init__(self, on_message: MessageHandler, context: ssl.SSLContext) -> None:
+        super().__init__(on_message)
+        self.context = context
+        self.server_names: dict[Address, str] = {}
+
+    async def start(self, host: str, port: int) -> Address:
+        return host, port
+
+    def _tls(self, addr: Address) -> dict[str, object]:
+        return {"ssl": self.context, "server_hostname": self.server_names.get(addr, addr[0])}
+
+
+def tls_context(*, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
+    """The client context for `tls:` trunks: the system's CAs (or `ca_file`), host names checked."""
+    context = ssl.create_default_context(cafile=ca_file or None)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class RtpSocket:

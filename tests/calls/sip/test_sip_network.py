@@ -1,0 +1,173 @@
+"""What a real network asks of the dialer: caller ID, a NAT's public address, symmetric RTP (latching).
+
+Against the in-process fake trunk of test_sip_dialer: it records every INVITE, so the headers we
+advertise can be checked exactly, and its phones' RTP sockets can send from ports the SDP did not name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator
+
+import pytest
+
+from calls.sip.test_sip_dialer import HOST, FakePhone, FakeTrunk, trunk  # noqa: F401 - fixture
+from perezvon.calls.dialer.base import RingResult, Trunk
+from perezvon.calls.dialer.sip import SipDialer, parse_trunk
+from perezvon.calls.dialer.sip import rtp as rtplib
+from perezvon.calls.dialer.sip.message import NameAddr, SipRequest
+from perezvon.calls.dialer.sip.sdp import PCMU, Negotiated, parse_sdp
+from perezvon.calls.dialer.sip.trunk import from_identity
+from perezvon.calls.lines import sip_dialer_from_settings
+from perezvon.settings import Settings
+
+VISITOR = "79001234567"
+PUBLIC = "203.0.113.7"  # TEST-NET-3: what a 1:1 NAT would give us
+
+
+def invites(fake: FakeTrunk) -> list[SipRequest]:
+    return [r for r in fake.received if r.method == "INVITE"]
+
+
+async def dial(fake: FakeTrunk, number: str, **trunk_options: object) -> tuple[SipDialer, SipRequest]:
+    dialer = SipDialer(parse_trunk(f"udp:{HOST}:{fake.port}", caller="74950000000", **trunk_options))
+    await dialer.start()
+    leg = dialer.leg(number, calling_number=VISITOR)
+    assert await leg.ring(5) is RingResult.ANSWERED
+    return dialer, invites(fake)[-1]
+
+
+# --- caller ID -------------------------------------------------------------------------------------
+
+
+def test_from_identity_choices() -> None:
+    ours = Trunk("pbx", caller="74950000000")
+    assert from_identity(ours, None) == ("", "74950000000")  # the visitor's leg: our number
+    assert from_identity(ours, VISITOR) == ("Callback 79001234567", "74950000000")
+    assert from_identity(Trunk("pbx", caller="7495", caller_id="user"), VISITOR) == ("", VISITOR)
+    odd = Trunk("pbx", caller_display='Call "back" \\ {number}')
+    assert from_identity(odd, VISITOR) == ("Call back  79001234567", "perezvon")  # no quoting escapes
+
+
+async def test_operator_sees_the_visitor_in_the_display_name(trunk: FakeTrunk) -> None:  # noqa: F811
+    dialer, invite = await dial(trunk, "79000000101")
+    try:
+        sent = NameAddr.parse(invite.need("From"))
+        assert sent.display == "Callback 79001234567"
+        assert sent.uri == f"sip:74950000000@{HOST}"
+        assert "P-Asserted-Identity" not in invite.headers
+        visitor = dialer.leg(VISITOR)  # the visitor's leg shows our caller number, no display name
+        assert await visitor.ring(5) is RingResult.ANSWERED
+        shown = NameAddr.parse(invites(trunk)[-1].need("From"))
+        assert (shown.display, shown.uri) == ("", f"sip:74950000000@{HOST}")
+    finally:
+        await dialer.close()
+
+
+async def test_operator_sees_the_visitor_as_the_user_part_with_asserted_identity(
+    trunk: FakeTrunk,  # noqa: F811
+) -> None:
+    dialer, invite = await dial(trunk, "79000000102", caller_id="user", assert_identity=True)
+    try:
+        assert NameAddr.parse(invite.need("From")).uri == f"sip:{VISITOR}@{HOST}"
+        assert invite.need("P-Asserted-Identity") == f"<sip:{VISITOR}@{HOST}>"
+    finally:
+        await dialer.close()
+
+
+# --- NAT: advertise the public address, bind the private one ------------------------------------------
+
+
+async def test_public_address_goes_in_via_contact_and_sdp_but_media_still_arrives(
+    trunk: FakeTrunk,  # noqa: F811
+) -> None:
+    dialer = SipDialer(parse_trunk(f"udp:{HOST}:{trunk.port}"), public_address=PUBLIC)
+    await dialer.start()
+    try:
+        leg = dialer.leg("79000000103")
+        assert await leg.ring(5) is RingResult.ANSWERED
+        invite = invites(trunk)[-1]
+        via = invite.top_via
+        assert (via.host, via.port) == (PUBLIC, dialer.local_port())
+        assert "rport" in via.params  # RFC 3581: answers come back to where we sent from
+        assert NameAddr.parse(invite.need("Contact")).uri == f"sip:perezvon@{PUBLIC}:{dialer.local_port()}"
+        offer = parse_sdp(invite.body)
+        assert offer.address == PUBLIC and f"IN IP4 {PUBLIC}" in invite.body.decode().split("\r\n")[1]
+        ack = await trunk.requests_until("ACK")
+        assert ack.top_via.host == PUBLIC
+        # Only what is advertised changed: the RTP socket is bound where it was, and hears the phone.
+        assert leg._rtp is not None and leg._rtp.host == HOST
+        phone = trunk.phones["79000000103"]
+        phone.send(rtplib.RtpSender().packet(PCMU, b"\xff" * 160), offer.port)
+        await _until(lambda: leg.packets_in == 1)
+    finally:
+        await dialer.close()
+
+
+def test_public_address_setting_is_an_ip_without_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    from perezvon.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("PEREZVON_SIP_PUBLIC_ADDRESS", PUBLIC)
+    assert load_settings().sip_public_address == PUBLIC
+    assert sip_dialer_from_settings(Settings(sip_public_address=PUBLIC)).public_address == PUBLIC
+    for bad in (f"{PUBLIC}:5060", "nat.example.com"):
+        monkeypatch.setenv("PEREZVON_SIP_PUBLIC_ADDRESS", bad)
+        with pytest.raises(SettingsError, match="PEREZVON_SIP_PUBLIC_ADDRESS"):
+            load_settings()
+
+
+# --- symmetric RTP -----------------------------------------------------------------------------------
+
+
+def test_latch_moves_the_port_only_for_the_negotiated_host() -> None:
+    media = Negotiated("192.0.2.20", 4000, PCMU, 101, "sendrecv")
+    assert media.latch(("192.0.2.20", 31000)) == Negotiated("192.0.2.20", 31000, PCMU, 101, "sendrecv")
+    assert media.latch(("198.51.100.9", 4000)) is None
+
+
+@pytest.fixture
+async def natted_phone() -> AsyncIterator[FakePhone]:
+    """A socket on the phone's host but not on the port its SDP names: what a NAT in front of it does."""
+    phone = await FakePhone.open()
+    yield phone
+    assert phone.transport is not None
+    phone.transport.close()
+
+
+async def test_media_latches_to_the_port_it_comes_from_and_ignores_other_hosts(
+    trunk: FakeTrunk,  # noqa: F811
+    natted_phone: FakePhone,
+) -> None:
+    dialer = SipDialer(parse_trunk(f"udp:{HOST}:{trunk.port}"))
+    await dialer.start()
+    try:
+        a, b = dialer.leg("79000000104"), dialer.leg("79000000105")
+        assert await a.ring(5) is RingResult.ANSWERED and await b.ring(5) is RingResult.ANSWERED
+        bridge = asyncio.ensure_future(dialer.bridge(a, b))
+        await asyncio.sleep(0)  # let the bridge link the legs
+        pa, pb = trunk.phones["79000000104"], trunk.phones["79000000105"]
+        loud = rtplib.encode(struct.pack("<160h", *([6000] * 160)), PCMU)
+        # A packet from a host the SDP did not name is neither relayed nor latched onto.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            stranger.bind(("127.0.0.2", 0))
+            stranger.sendto(rtplib.RtpSender().packet(PCMU, loud), (HOST, trunk.our_rtp_port["79000000104"]))
+            await _until(lambda: a.packets_foreign == 1)
+        assert a.media is not None and a.media.port == pa.port
+        # The operator's phone sends from another port than its SDP said: we answer to that port.
+        sender = rtplib.RtpSender()
+        natted_phone.send(sender.packet(PCMU, loud), trunk.our_rtp_port["79000000104"])
+        await _until(lambda: a.media is not None and a.media.port == natted_phone.port)
+        pb.send(rtplib.RtpSender().packet(PCMU, loud), trunk.our_rtp_port["79000000105"])
+        await asyncio.wait_for(natted_phone.got.wait(), 2)  # b's media reached a's real port
+        assert pa.packets == [] and len(pb.packets) == 1
+        bridge.cancel()
+    finally:
+        await dialer.close()
+
+
+async def _until(condition: object, timeout: float = 2.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.005)  # a datagram on loopback: no event to await in the leg
