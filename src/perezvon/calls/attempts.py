@@ -19,6 +19,7 @@ from typing import Any
 from ..clock import SYSTEM_CLOCK, Clock
 from ..domain import callback as cb
 from ..domain.announcement import announcement_text
+from ..domain.phone import region_of
 from ..domain.redial import Decision
 from ..services.requests import AttemptFacts, RequestLife, status_event
 from ..store.due_queue import Claim
@@ -228,7 +229,9 @@ class AttemptRunner:
     async def _ring_client(self, call: _Call, action: cb.RingClient) -> cb.Event:
         assert call.op_leg is not None
         call.client_leg = self.dialer.leg(call.claim.request["phone"], call.trunk)
-        result = await call.client_leg.ring(call.ring_timeout)
+        # The operator hears the visitor's phone ring, in the ringback of the operator's country.
+        country = region_of(call.record.operator_phone or "")
+        result = await call.client_leg.ring(call.ring_timeout, ringback_to=call.op_leg, country=country)
         if result is RingResult.ANSWERED:
             call.record.client_answered_at = call.client_leg.answered_at or self.clock.now()
             self._progress(call, client_answered_at=call.record.client_answered_at)

@@ -46,3 +46,13 @@ def normalize_admin_phone(value: str, default_region: str = "RU") -> str:
     if not phonenumbers.is_possible_number(number):
         raise ValueError(f"not a possible phone number: {value!r}")
     return f"{number.country_code}{number.national_number}"
+
+
+def region_of(digits: str) -> str:
+    """The ISO 3166 country of an 11-digit number ('79001234567' → 'RU'), '' when phonenumbers can't tell."""
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return ""
+    region = phonenumbers.region_code_for_number(number)
+    return "" if region in (None, "ZZ", "001") else region

@@ -114,6 +114,13 @@ class FakeTrunk(asyncio.DatagramProtocol):
         self.reply(req, 180)
         if number.endswith("ring"):
             return  # rings until cancelled
+        if number.endswith("early"):
+            # 183 with SDP: early media from this phone's socket; rings until the test answers it.
+            phone = self.phones[number] = await FakePhone.open()
+            self.our_rtp_port[number] = parse_sdp(req.body).port
+            sdp = build_sdp(HOST, phone.port, session_id=1, version=1, codecs=(PCMU,))
+            self.reply(req, 183, body=sdp)
+            return
         if number.endswith("late"):
             # Ring past the dialer's timeout, then answer just as its CANCEL is on the way.
             await self.requests_until("CANCEL")

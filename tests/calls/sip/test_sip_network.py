@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from calls.sip.test_sip_dialer import HOST, FakePhone, FakeTrunk, trunk  # noqa: F401 - fixture
+from calls.sip.test_sip_dialer import HOST, FakePhone, FakeTrunk, dialer, trunk  # noqa: F401 - fixtures
+from e2e.sip.sip_audio import tone_share
 from perezvon.calls.dialer.base import RingResult, Trunk
 from perezvon.calls.dialer.sip import SipDialer, parse_trunk
 from perezvon.calls.dialer.sip import rtp as rtplib
 from perezvon.calls.dialer.sip.message import NameAddr, SipRequest
+from perezvon.calls.dialer.sip.ringback import ringback_period
 from perezvon.calls.dialer.sip.sdp import PCMU, Negotiated, parse_sdp
 from perezvon.calls.dialer.sip.trunk import from_identity
 from perezvon.calls.lines import sip_dialer_from_settings
@@ -171,3 +173,54 @@ async def _until(condition: object, timeout: float = 2.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # type: ignore[operator]
             await asyncio.sleep(0.005)  # a datagram on loopback: no event to await in the leg
+
+
+# --- what the operator hears while the visitor rings ----------------------------------------------------
+
+
+def heard(phone: FakePhone) -> list[int]:
+    pcm = rtplib.decode(b"".join(p.payload for p in phone.packets), PCMU)
+    return list(struct.unpack(f"<{len(pcm) // 2}h", pcm))
+
+
+def test_ringback_cadences() -> None:
+    ru = ringback_period("RU")
+    assert ru.seconds == pytest.approx(4.0)  # 0.8 s of 425 Hz, 3.2 s silence
+    samples = list(struct.unpack(f"<{len(ru.pcm) // 2}h", ru.pcm))
+    assert tone_share(samples[:6400], 425) > 0.9 and not any(samples[6500:])
+    assert ringback_period("US").seconds == pytest.approx(6.0)
+    assert ringback_period("??") == ringback_period("DE")  # ETSI's, for a country we have no table for
+
+
+async def test_operator_hears_ringback_while_the_visitor_rings(dialer: SipDialer, trunk: FakeTrunk) -> None:  # noqa: F811
+    operator = dialer.leg("79000000106")
+    assert await operator.ring(5) is RingResult.ANSWERED
+    visitor = dialer.leg("7900000ring")
+    assert await visitor.ring(0.6, ringback_to=operator, country="RU") is RingResult.NO_ANSWER
+    phone = trunk.phones["79000000106"]
+    await _until(lambda: len(phone.packets) >= 25)
+    got = len(phone.packets)
+    tone = heard(phone)
+    assert tone_share(tone[:3200], 425) > 0.8, "the operator should hear a 425 Hz ringback"
+    await asyncio.sleep(0.1)
+    assert len(phone.packets) <= got + 1, "the tone stops when the ringing does"
+
+
+async def test_early_media_replaces_the_tone(dialer: SipDialer, trunk: FakeTrunk) -> None:  # noqa: F811
+    operator = dialer.leg("79000000107")
+    assert await operator.ring(5) is RingResult.ANSWERED
+    visitor = dialer.leg("790000early")
+    ringing = asyncio.ensure_future(visitor.ring(2, ringback_to=operator, country="US"))
+    await _until(lambda: "790000early" in trunk.phones and visitor.media is not None)
+    op_phone, early = trunk.phones["79000000107"], trunk.phones["790000early"]
+    await _until(lambda: len(op_phone.packets) >= 3)  # our tone while nothing came from the far end
+    sender = rtplib.RtpSender()
+    beep = rtplib.encode(struct.pack("<160h", *([7000, -7000] * 80)), PCMU)  # 4 kHz: not a ringback tone
+    for _ in range(10):
+        early.send(sender.packet(PCMU, beep), trunk.our_rtp_port["790000early"])
+        await asyncio.sleep(0.02)
+    await _until(lambda: op_phone.packets[-1].payload == beep)
+    tail = [p.payload for p in op_phone.packets[-8:]]
+    assert tail == [beep] * 8, "the operator hears the visitor's early media, and only that, once it flows"
+    assert early.packets == [], "the ringing phone hears nothing of the operator"
+    ringing.cancel()

@@ -24,6 +24,7 @@ from .dialog import ALLOW, Dialog, new_invite
 from .message import SipParseError, SipRequest, SipResponse, make_response
 from .recorder import Recorder
 from .relay import RtpRelay
+from .ringback import ringback_period
 from .sdp import PCMA, PCMU, Negotiated, answer_direction, build_sdp, negotiate, parse_sdp
 from .transport import Address, RtpSocket
 from .trunk import from_identity
@@ -64,6 +65,10 @@ class SipLeg(CallLeg):
         self._sdp_session = secrets.randbits(31)
         self._sdp_version = 1
         self._peer: SipLeg | None = None
+        # While ringing: who hears our early media or, until some arrives, a generated ringback.
+        self._ringback_to: SipLeg | None = None
+        self._ringback_country = ""
+        self._ringback: asyncio.Future[None] | None = None
         self._recorder: Recorder | None = None
         # The engine listening before the bridge (voicemail screening): hear(pcm, at), and the
         # (listen start, first packet's arrival, its RTP timestamp) that turn timestamps into `at`.
@@ -92,7 +97,15 @@ class SipLeg(CallLeg):
 
     # --- CallLeg ---------------------------------------------------------------------------------
 
-    async def ring(self, timeout: float) -> RingResult:
+    async def ring(self, timeout: float, *, ringback_to: CallLeg | None = None, country: str = "") -> RingResult:
+        if isinstance(ringback_to, SipLeg):
+            self._ringback_to, self._ringback_country = ringback_to, country
+        try:
+            return await self._ring(timeout)
+        finally:
+            self._stop_ringback()
+
+    async def _ring(self, timeout: float) -> RingResult:
         if self._final is not None:
             raise DialerError("a leg rings once")
         d = self._dialer
@@ -224,7 +237,28 @@ class SipLeg(CallLeg):
         getattr(self, f"_on_{type(event).__name__.lower()}")(event)
 
     def _on_provisional(self, event: sip.Provisional) -> None:
-        return None  # ringing; early media (a 183's SDP) is not played or relayed yet
+        """Ringing: the caller hears our early media (a 183's SDP) if it sends any, else a ringback tone."""
+        listener = self._ringback_to
+        if listener is None or self.media is not None:
+            return
+        if event.response.body:
+            with contextlib.suppress(SipParseError):
+                self.media = negotiate(parse_sdp(event.response.body))
+                self._peer = listener  # one way: the listener's own audio is not sent to a ringing phone
+        if self._ringback is None:
+            self._ringback = asyncio.ensure_future(self._play_ringback(listener))
+
+    async def _play_ringback(self, listener: SipLeg) -> None:
+        period = ringback_period(self._ringback_country)
+        while listener.media is not None and not listener.is_ended:
+            await listener.play(period)
+
+    def _stop_ringback(self) -> None:
+        """Ringing is over, or real early media arrived: the generated tone stops, now."""
+        self._ringback_to = None
+        if self._ringback is not None:
+            self._ringback.cancel()
+            self._ringback = None
 
     def _on_answered(self, event: sip.Answered) -> None:
         try:
@@ -236,6 +270,9 @@ class SipLeg(CallLeg):
             self._settle(RingResult.ERROR)
             return
         self.answered_at = datetime.now(UTC)
+        self._stop_ringback()
+        if self._peer is not None and self._peer._peer is not self:
+            self._peer = None  # it heard our early media; from now on only a bridge links us
         self._settle(RingResult.ANSWERED)
 
     def _on_notanswered(self, event: sip.NotAnswered) -> None:
@@ -333,6 +370,8 @@ class SipLeg(CallLeg):
         if pt != PCMU and pt != PCMA:
             return  # comfort noise and anything we did not offer
         if peer is not None:
+            if self._ringback is not None:
+                self._stop_ringback()  # the far end's own early media replaces our tone
             peer._relay_in(data, pt, None)
         if self._hear is not None:
             self._to_listener(data, pt)
