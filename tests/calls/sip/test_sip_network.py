@@ -34,11 +34,11 @@ def invites(fake: FakeTrunk) -> list[SipRequest]:
 
 
 async def dial(fake: FakeTrunk, number: str, **trunk_options: object) -> tuple[SipDialer, SipRequest]:
-    dialer = SipDialer(parse_trunk(f"udp:{HOST}:{fake.port}", caller="74950000000", **trunk_options))
-    await dialer.start()
-    leg = dialer.leg(number, calling_number=VISITOR)
+    ua = SipDialer(parse_trunk(f"udp:{HOST}:{fake.port}", caller="74950000000", **trunk_options))
+    await ua.start()
+    leg = ua.leg(number, calling_number=VISITOR)
     assert await leg.ring(5) is RingResult.ANSWERED
-    return dialer, invites(fake)[-1]
+    return ua, invites(fake)[-1]
 
 
 # --- caller ID -------------------------------------------------------------------------------------
@@ -54,29 +54,29 @@ def test_from_identity_choices() -> None:
 
 
 async def test_operator_sees_the_visitor_in_the_display_name(trunk: FakeTrunk) -> None:  # noqa: F811
-    dialer, invite = await dial(trunk, "79000000101")
+    ua, invite = await dial(trunk, "79000000101")
     try:
         sent = NameAddr.parse(invite.need("From"))
         assert sent.display == "Callback 79001234567"
         assert sent.uri == f"sip:74950000000@{HOST}"
         assert "P-Asserted-Identity" not in invite.headers
-        visitor = dialer.leg(VISITOR)  # the visitor's leg shows our caller number, no display name
+        visitor = ua.leg(VISITOR)  # the visitor's leg shows our caller number, no display name
         assert await visitor.ring(5) is RingResult.ANSWERED
         shown = NameAddr.parse(invites(trunk)[-1].need("From"))
         assert (shown.display, shown.uri) == ("", f"sip:74950000000@{HOST}")
     finally:
-        await dialer.close()
+        await ua.close()
 
 
 async def test_operator_sees_the_visitor_as_the_user_part_with_asserted_identity(
     trunk: FakeTrunk,  # noqa: F811
 ) -> None:
-    dialer, invite = await dial(trunk, "79000000102", caller_id="user", assert_identity=True)
+    ua, invite = await dial(trunk, "79000000102", caller_id="user", assert_identity=True)
     try:
         assert NameAddr.parse(invite.need("From")).uri == f"sip:{VISITOR}@{HOST}"
         assert invite.need("P-Asserted-Identity") == f"<sip:{VISITOR}@{HOST}>"
     finally:
-        await dialer.close()
+        await ua.close()
 
 
 # --- NAT: advertise the public address, bind the private one ------------------------------------------
@@ -85,16 +85,16 @@ async def test_operator_sees_the_visitor_as_the_user_part_with_asserted_identity
 async def test_public_address_goes_in_via_contact_and_sdp_but_media_still_arrives(
     trunk: FakeTrunk,  # noqa: F811
 ) -> None:
-    dialer = SipDialer(parse_trunk(f"udp:{HOST}:{trunk.port}"), public_address=PUBLIC)
-    await dialer.start()
+    ua = SipDialer(parse_trunk(f"udp:{HOST}:{trunk.port}"), public_address=PUBLIC)
+    await ua.start()
     try:
-        leg = dialer.leg("79000000103")
+        leg = ua.leg("79000000103")
         assert await leg.ring(5) is RingResult.ANSWERED
         invite = invites(trunk)[-1]
         via = invite.top_via
-        assert (via.host, via.port) == (PUBLIC, dialer.local_port())
+        assert (via.host, via.port) == (PUBLIC, ua.local_port())
         assert "rport" in via.params  # RFC 3581: answers come back to where we sent from
-        assert NameAddr.parse(invite.need("Contact")).uri == f"sip:perezvon@{PUBLIC}:{dialer.local_port()}"
+        assert NameAddr.parse(invite.need("Contact")).uri == f"sip:perezvon@{PUBLIC}:{ua.local_port()}"
         offer = parse_sdp(invite.body)
         assert offer.address == PUBLIC and f"IN IP4 {PUBLIC}" in invite.body.decode().split("\r\n")[1]
         ack = await trunk.requests_until("ACK")
@@ -105,7 +105,7 @@ async def test_public_address_goes_in_via_contact_and_sdp_but_media_still_arrive
         phone.send(rtplib.RtpSender().packet(PCMU, b"\xff" * 160), offer.port)
         await _until(lambda: leg.packets_in == 1)
     finally:
-        await dialer.close()
+        await ua.close()
 
 
 def test_public_address_setting_is_an_ip_without_port(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,12 +142,12 @@ async def test_media_latches_to_the_port_it_comes_from_and_ignores_other_hosts(
     trunk: FakeTrunk,  # noqa: F811
     natted_phone: FakePhone,
 ) -> None:
-    dialer = SipDialer(parse_trunk(f"udp:{HOST}:{trunk.port}"))
-    await dialer.start()
+    ua = SipDialer(parse_trunk(f"udp:{HOST}:{trunk.port}"))
+    await ua.start()
     try:
-        a, b = dialer.leg("79000000104"), dialer.leg("79000000105")
+        a, b = ua.leg("79000000104"), ua.leg("79000000105")
         assert await a.ring(5) is RingResult.ANSWERED and await b.ring(5) is RingResult.ANSWERED
-        bridge = asyncio.ensure_future(dialer.bridge(a, b))
+        bridge = asyncio.ensure_future(ua.bridge(a, b))
         await asyncio.sleep(0)  # let the bridge link the legs
         pa, pb = trunk.phones["79000000104"], trunk.phones["79000000105"]
         loud = rtplib.encode(struct.pack("<160h", *([6000] * 160)), PCMU)
@@ -166,7 +166,7 @@ async def test_media_latches_to_the_port_it_comes_from_and_ignores_other_hosts(
         assert pa.packets == [] and len(pb.packets) == 1
         bridge.cancel()
     finally:
-        await dialer.close()
+        await ua.close()
 
 
 async def _until(condition: object, timeout: float = 2.0) -> None:
