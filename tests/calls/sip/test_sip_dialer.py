@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from perezvon.calls.dialer.base import Audio, DialerError, RingResult, Trunk
-from perezvon.calls.dialer.sip import SipDialer, parse_trunk, ring_result
+from perezvon.calls.dialer.sip import SipDialer, parse_trunk, ring_result, srtp
 from perezvon.calls.dialer.sip import rtp as rtplib
 from perezvon.calls.dialer.sip.digest import verify
 from perezvon.calls.dialer.sip.message import (
@@ -42,11 +42,13 @@ class FakePhone(asyncio.DatagramProtocol):
 
     def __init__(self) -> None:
         self.packets: list[rtplib.RtpPacket] = []
+        self.raw: list[bytes] = []  # as it came (SRTP: still encrypted)
         self.transport: asyncio.DatagramTransport | None = None
         self.port = 0
         self.got = asyncio.Event()
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.raw.append(data)
         self.packets.append(rtplib.RtpPacket.parse(data))
         self.got.set()
 
@@ -70,6 +72,7 @@ class FakeTrunk(asyncio.DatagramProtocol):
         self.phones: dict[str, FakePhone] = {}
         self.codec: dict[str, int] = {}
         self.our_rtp_port: dict[str, int] = {}
+        self.srtp_keys: dict[str, bytes] = {}
         self.dialogs: dict[str, tuple[SipRequest, str]] = {}  # call-id → (invite, our tag)
         self.transport: asyncio.DatagramTransport | None = None
         self.port = 0
@@ -136,7 +139,12 @@ class FakeTrunk(asyncio.DatagramProtocol):
         offer = parse_sdp(req.body)
         self.our_rtp_port[number] = offer.port
         self.dialogs[req.call_id] = (req, "trunk")
-        self.reply(req, 200, body=build_sdp(HOST, phone.port, session_id=1, version=1, codecs=(codec,)))
+        crypto = None
+        if "srtp" in number:  # answers our SDES offer with a key of its own
+            self.srtp_keys[number] = key = srtp.new_key()
+            crypto = srtp.crypto_attribute(key)
+        sdp = build_sdp(HOST, phone.port, session_id=1, version=1, codecs=(codec,), crypto=crypto)
+        self.reply(req, 200, body=sdp)
 
     async def requests_until(self, method: str) -> SipRequest:
         while True:

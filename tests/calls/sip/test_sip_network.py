@@ -16,7 +16,7 @@ import pytest
 from calls.sip.test_sip_dialer import HOST, FakePhone, FakeTrunk, dialer, trunk  # noqa: F401 - fixtures
 from e2e.sip.sip_audio import tone_share
 from perezvon.calls.dialer.base import RingResult, Trunk
-from perezvon.calls.dialer.sip import SipDialer, parse_trunk
+from perezvon.calls.dialer.sip import SipDialer, parse_trunk, srtp
 from perezvon.calls.dialer.sip import rtp as rtplib
 from perezvon.calls.dialer.sip.message import NameAddr, SipRequest
 from perezvon.calls.dialer.sip.ringback import ringback_period
@@ -224,3 +224,58 @@ async def test_early_media_replaces_the_tone(dialer: SipDialer, trunk: FakeTrunk
     assert tail == [beep] * 8, "the operator hears the visitor's early media, and only that, once it flows"
     assert early.packets == [], "the ringing phone hears nothing of the operator"
     ringing.cancel()
+
+
+# --- SDES-SRTP -------------------------------------------------------------------------------------------
+
+
+def test_crypto_attribute_round_trip_and_refusals() -> None:
+    key = srtp.new_key()
+    assert srtp.parse_crypto([srtp.crypto_attribute(key, tag=3)]) == (3, key)
+    assert srtp.parse_crypto(["1 AES_CM_128_HMAC_SHA1_32 inline:" + "A" * 40]) is None  # a suite we do not offer
+    assert srtp.parse_crypto(["1 AES_CM_128_HMAC_SHA1_80 inline:short"]) is None
+    a, b = srtp.SrtpContext(key, srtp.new_key()), None
+    b = srtp.SrtpContext(a.remote_key, key)
+    packet = rtplib.RtpSender().packet(PCMU, b"\xff" * 160)
+    assert b.unprotect(a.protect(packet)) == packet
+    with pytest.raises(srtp.SrtpError):
+        b.unprotect(packet)  # plain RTP does not authenticate
+
+
+@pytest.mark.parametrize("mode", ["optional", "required"])
+async def test_srtp_offered_answered_and_relayed_encrypted(trunk: FakeTrunk, mode: str) -> None:  # noqa: F811
+    ua = SipDialer(parse_trunk(f"udp:{HOST}:{trunk.port}", srtp=mode))
+    await ua.start()
+    try:
+        a, b = ua.leg("790000srtp1"), ua.leg("790000srtp2")
+        assert await a.ring(5) is RingResult.ANSWERED and await b.ring(5) is RingResult.ANSWERED
+        offer = parse_sdp(invites(trunk)[-1].body)
+        assert offer.proto == ("RTP/SAVP" if mode == "required" else "RTP/AVP")
+        ours = srtp.parse_crypto(offer.crypto)
+        assert ours is not None
+        bridge = asyncio.ensure_future(ua.bridge(a, b))
+        await asyncio.sleep(0)
+        pa, pb = trunk.phones["790000srtp1"], trunk.phones["790000srtp2"]
+        # What phone A sends under its key reaches phone B under ours, decryptable only with our key.
+        phone_a = srtp.SrtpContext(trunk.srtp_keys["790000srtp1"], ours[1])
+        phone_b = srtp.SrtpContext(trunk.srtp_keys["790000srtp2"], ours[1])
+        voice = rtplib.encode(struct.pack("<160h", *([5000] * 160)), PCMU)
+        pa.send(phone_a.protect(rtplib.RtpSender().packet(PCMU, voice)), trunk.our_rtp_port["790000srtp1"])
+        await asyncio.wait_for(pb.got.wait(), 2)
+        raw = pb.raw[-1]
+        assert voice not in raw  # encrypted on the wire
+        assert rtplib.RtpPacket.parse(phone_b.unprotect(raw)).payload == voice
+        bridge.cancel()
+    finally:
+        await ua.close()
+
+
+async def test_srtp_required_refuses_a_plain_answer(trunk: FakeTrunk) -> None:  # noqa: F811
+    ua = SipDialer(parse_trunk(f"udp:{HOST}:{trunk.port}", srtp="required"))
+    await ua.start()
+    try:
+        leg = ua.leg("79000000108")  # this phone answers without a key
+        assert await leg.ring(5) is RingResult.ERROR
+        assert (await trunk.requests_until("BYE")).call_id == invites(trunk)[-1].call_id
+    finally:
+        await ua.close()

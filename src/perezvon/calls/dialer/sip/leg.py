@@ -26,6 +26,7 @@ from .recorder import Recorder
 from .relay import RtpRelay
 from .ringback import ringback_period
 from .sdp import PCMA, PCMU, Negotiated, answer_direction, build_sdp, negotiate, parse_sdp
+from .srtp import SrtpContext, SrtpError, crypto_attribute, new_key, parse_crypto
 from .transport import Address, RtpSocket
 from .trunk import from_identity
 
@@ -61,6 +62,10 @@ class SipLeg(CallLeg):
         self._digits: asyncio.Queue[str] = asyncio.Queue()
         self._ended = asyncio.Event()
         self._terminated = asyncio.Event()  # the call reached TERMINATED: BYE answered or given up
+        # SDES-SRTP (the trunk's `srtp`): our key for the whole leg, the contexts once the far end's is known.
+        self._srtp_key = new_key() if trunk.srtp != "off" else None
+        self._srtp: SrtpContext | None = None
+        self._crypto_tag = 1
         self._advertised = ""  # the address our Via, Contact and SDP give (a NAT's public one)
         self._sdp_session = secrets.randbits(31)
         self._sdp_version = 1
@@ -187,7 +192,7 @@ class SipLeg(CallLeg):
                 chunk += rtplib.silence(codec, step - len(chunk))
             media = self.media
             if media is not None and media.wants_ours and self._rtp is not None:
-                self._rtp.send(self._sender.packet(media.codec, chunk), (media.address, media.port))
+                self._send_rtp(self._sender.packet(media.codec, chunk), media)
             self._relay.rebase()
             # Absolute deadlines: pacing does not drift however late one wake-up is.
             delay = start + (n + 1) * rtplib.PACKET_SECONDS - loop.time()
@@ -243,8 +248,8 @@ class SipLeg(CallLeg):
             return
         if event.response.body:
             with contextlib.suppress(SipParseError):
-                self.media = negotiate(parse_sdp(event.response.body))
-                self._peer = listener  # one way: the listener's own audio is not sent to a ringing phone
+                if self._use_media(negotiate(parse_sdp(event.response.body))):
+                    self._peer = listener  # one way: the listener's own audio is not sent to a ringing phone
         if self._ringback is None:
             self._ringback = asyncio.ensure_future(self._play_ringback(listener))
 
@@ -262,7 +267,8 @@ class SipLeg(CallLeg):
 
     def _on_answered(self, event: sip.Answered) -> None:
         try:
-            self.media = negotiate(parse_sdp(event.response.body))
+            if not self._use_media(negotiate(parse_sdp(event.response.body))):
+                raise SipParseError("SRTP is required on this trunk, and the answer has no usable key")
         except SipParseError as exc:
             log.info("no usable SDP answer from %s: %s", self.masked_number, exc)
             assert self.call is not None
@@ -287,7 +293,7 @@ class SipLeg(CallLeg):
 
     def _on_ackreceived(self, event: sip.AckReceived) -> None:
         with contextlib.suppress(SipParseError):
-            self.media = negotiate(parse_sdp(event.request.body))
+            self._use_media(negotiate(parse_sdp(event.request.body)))
 
     def _on_terminated(self, event: sip.Terminated) -> None:
         self.ended_by_remote = self.ended_by_remote or event.by_remote
@@ -317,9 +323,25 @@ class SipLeg(CallLeg):
             media = negotiate(offer, prefer=prefer)
         except SipParseError:
             return make_response(req, 488)
-        self.media = media
+        if not self._use_media(media):
+            return make_response(req, 488)
         body = self._sdp(codecs=(media.codec,), direction=answer_direction(offer.direction))
         return make_response(req, 200, body=body, extra=extra)
+
+    def _use_media(self, media: Negotiated) -> bool:
+        """Take what an SDP answer (or offer) negotiated, SRTP keys included; False if it cannot be used."""
+        if self._srtp_key is not None:
+            remote = parse_crypto(media.crypto)
+            if remote is None and self.trunk.srtp == "required":
+                return False
+            if remote is None:
+                self._srtp = None  # optional: the far end chose plain RTP
+            else:
+                self._crypto_tag = remote[0]
+                srtp = self._srtp
+                self._srtp = srtp.rekeyed(remote[1]) if srtp is not None else SrtpContext(self._srtp_key, remote[1])
+        self.media = media
+        return True
 
     def _sdp(self, codecs: tuple[int, ...], direction: str = "sendrecv") -> bytes:
         assert self._rtp is not None
@@ -330,6 +352,8 @@ class SipLeg(CallLeg):
             version=self._sdp_version,
             codecs=codecs,
             direction=direction,
+            crypto=crypto_attribute(self._srtp_key, self._crypto_tag) if self._srtp_key is not None else None,
+            proto="RTP/SAVP" if self.trunk.srtp == "required" else "RTP/AVP",
         )
         self._sdp_version += 1
         return body
@@ -354,12 +378,18 @@ class SipLeg(CallLeg):
         media = self.media
         if media is None:
             return
-        if addr != media.target:
-            latched = media.latch(addr)
-            if latched is None:
-                self.packets_foreign += 1  # not from the host the SDP named: never relayed, never answered
+        if addr[0] != media.address:
+            self.packets_foreign += 1  # not from the host the SDP named: never relayed, never answered
+            return
+        srtp = self._srtp
+        if srtp is not None:
+            try:
+                data = srtp.unprotect(data)
+            except SrtpError:
+                self.packets_dropped += 1  # forged or replayed: it must not move our media either
                 return
-            self.media = media = latched
+        if addr[1] != media.port:
+            self.media = media = media.latch(addr) or media
         self.packets_in += 1
         self.last_rtp_at = self._clock()
         pt = pt_byte & 0x7F
@@ -409,6 +439,11 @@ class SipLeg(CallLeg):
         if peer is not None and peer.media is not None and peer.media.dtmf_pt is not None:
             peer._relay_in(data, data[1] & 0x7F, peer.media.dtmf_pt)
 
+    def _send_rtp(self, packet: bytes, media: Negotiated) -> None:
+        assert self._rtp is not None
+        srtp = self._srtp
+        self._rtp.send(packet if srtp is None else srtp.protect(packet), media.target)
+
     def _relay_in(self, data: bytes, src_pt: int, dst_pt: int | None) -> None:
         """Send a packet that arrived on the other leg out of this one, as part of our own stream."""
         media = self.media
@@ -420,7 +455,8 @@ class SipLeg(CallLeg):
         if out is None:
             return
         packet, ssrc, ts, payload, pt = out
-        rtp_sock.send(packet, media.target)
+        srtp = self._srtp
+        rtp_sock.send(packet if srtp is None else srtp.protect(packet), media.target)
         self.packets_relayed += 1
         rec = self._recorder
         if rec is not None and (pt == PCMU or pt == PCMA):

@@ -22,6 +22,8 @@ class MediaDescription:
     payload_types: list[int]
     rtpmap: dict[int, str] = field(default_factory=dict)  # pt → "PCMU/8000"
     direction: str = "sendrecv"
+    proto: str = "RTP/AVP"  # RTP/SAVP: SRTP required
+    crypto: list[str] = field(default_factory=list)  # a=crypto values (RFC 4568)
 
     def encoding(self, pt: int) -> str:
         return self.rtpmap.get(pt) or _STATIC.get(str(pt), "")
@@ -52,7 +54,7 @@ def parse_sdp(body: bytes | str) -> MediaDescription:
             if not port_s.isdigit():
                 raise SipParseError(f"bad media port {parts[1]!r}")
             pts = [int(p) for p in parts[3:] if p.isdigit()]
-            media = MediaDescription("", int(port_s), pts, direction=session_direction)
+            media = MediaDescription("", int(port_s), pts, direction=session_direction, proto=parts[2])
         elif kind == "c":
             parts = value.split()
             if len(parts) < 3:
@@ -69,6 +71,8 @@ def parse_sdp(body: bytes | str) -> MediaDescription:
                     session_direction = name
                 else:
                     media.direction = name
+            elif name == "crypto" and media is not None:
+                media.crypto.append(arg.strip())
             elif name == "rtpmap" and media is not None:
                 pt_s, _, enc = arg.partition(" ")
                 if pt_s.isdigit():
@@ -92,6 +96,7 @@ class Negotiated:
     codec: int  # PCMU or PCMA
     dtmf_pt: int | None
     direction: str
+    crypto: list[str] = field(default_factory=list)  # the far end's a=crypto offers or answer
 
     @property
     def target(self) -> tuple[str, int]:
@@ -129,12 +134,13 @@ def negotiate(remote: MediaDescription, *, prefer: tuple[int, ...] = (PCMU, PCMA
         raise SipParseError("no common codec (PCMU/PCMA)")
     dtmf = next((pt for pt in remote.payload_types
                  if remote.encoding(pt).lower().startswith("telephone-event/8000")), None)
-    return Negotiated(remote.address, remote.port, codec, dtmf, remote.direction)
+    return Negotiated(remote.address, remote.port, codec, dtmf, remote.direction, remote.crypto)
 
 
 def build_sdp(address: str, port: int, *, session_id: int, version: int, codecs: tuple[int, ...] = (PCMU, PCMA),
-              dtmf_pt: int | None = DTMF_PT, direction: str = "sendrecv") -> bytes:
-    """Our offer (all codecs) or answer (the chosen one): 20 ms packets, RFC 4733 DTMF."""
+              dtmf_pt: int | None = DTMF_PT, direction: str = "sendrecv", crypto: str | None = None,
+              proto: str = "RTP/AVP") -> bytes:
+    """Our offer (all codecs) or answer (the chosen one): 20 ms packets, RFC 4733 DTMF, SDES keys if any."""
     pts = [str(c) for c in codecs] + ([str(dtmf_pt)] if dtmf_pt is not None else [])
     lines = [
         "v=0",
@@ -142,12 +148,14 @@ def build_sdp(address: str, port: int, *, session_id: int, version: int, codecs:
         "s=perezvon",
         f"c=IN IP4 {address}",
         "t=0 0",
-        f"m=audio {port} RTP/AVP {' '.join(pts)}",
+        f"m=audio {port} {proto} {' '.join(pts)}",
     ]
     lines += [f"a=rtpmap:{c} {CODEC_NAMES[c]}/8000" for c in codecs]
     if dtmf_pt is not None:
         lines += [f"a=rtpmap:{dtmf_pt} telephone-event/8000", f"a=fmtp:{dtmf_pt} 0-15"]
     lines += ["a=ptime:20", f"a={direction}"]
+    if crypto:
+        lines.append(f"a=crypto:{crypto}")
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
