@@ -437,3 +437,15 @@ def test_any_order_of_inputs_keeps_the_rules(steps: list[tuple[str, float]]) -> 
     outcomes = [e for e in seen if isinstance(e, (Answered, NotAnswered))]
     assert len(outcomes) <= 1 and sum(isinstance(e, Terminated) for e in seen) == 1
     assert call.finished and call.get_timer() is None
+
+
+def test_a_trunk_the_transport_cannot_reach_is_unavailable_at_once() -> None:
+    call = new_call(transport="TLS")
+    call.ring(0.0, timeout=30)
+    assert [t.transport for t in call.messages_to_send()] == ["TLS"]
+    call.transport_error(("192.0.2.99", 5061), 0.1)  # another address: nothing happens
+    assert call.next_event() is None
+    call.transport_error(TRUNK, 0.2)  # connection refused, or its certificate was
+    assert call.next_event() == NotAnswered(RingResult.UNAVAILABLE, None)
+    assert call.next_event() == Terminated(by_remote=False)
+    assert call.messages_to_send() == []  # over TLS nothing is retransmitted

@@ -110,6 +110,7 @@ log_stderror=yes
 children=1
 auto_aliases=no
 listen=udp:{host}:{port}
+{tls}
 mpath="{modules}"
 loadmodule "tm.so"
 loadmodule "sl.so"
@@ -136,10 +137,69 @@ request_route {{
 """
 
 
+# Kamailio's TLS module (Debian kamailio-tls-modules) on a second port; `tcp_accept_aliases` lets a
+# client's Via `alias` (RFC 5923) carry requests back on the client's own connection.
+KAMAILIO_TLS = """enable_tls=yes
+tcp_accept_aliases=yes
+listen=tls:{host}:{tls_port}
+loadmodule "tls.so"
+modparam("tls", "certificate", "{cert}")
+modparam("tls", "private_key", "{key}")
+modparam("tls", "verify_certificate", 0)
+modparam("tls", "require_certificate", 0)
+modparam("tls", "tls_method", "TLSv1.2+")
+"""
+
+
+def make_certificates(work: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 / localhost signed by it: (ca, cert, key)."""
+    need("openssl")
+    ca_key, ca, key, csr, cert = (work / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=perezvon test CA",
+    )
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=localhost")
+    ext = work / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
+    return ca, cert, key
+
+
 @dataclass
 class Router:
     port: int
     proc: subprocess.Popen
+    tls_port: int = 0
+    ca: Path | None = None  # the CA that signed its TLS certificate
 
 
 async def _options_ping(port: int, timeout: float) -> None:
@@ -176,7 +236,7 @@ async def kamailio(tmp_path: Path) -> AsyncIterator[object]:
     need("kamailio")
     routers: list[Router] = []
 
-    async def start(routes: dict[str, int]) -> Router:
+    async def start(routes: dict[str, int], *, tls: bool = False) -> Router:
         port = free_port()
         lines = "\n".join(
             f'    if ($rU == "{number}") {{ $du = "sip:{HOST}:{dest}"; t_relay(); exit; }}'
@@ -184,8 +244,15 @@ async def kamailio(tmp_path: Path) -> AsyncIterator[object]:
         )
         work = tmp_path / f"kamailio-{port}"
         work.mkdir()
+        tls_cfg, tls_port, ca = "", 0, None
+        if tls:
+            if not Path(KAMAILIO_MODULES, "tls.so").exists():
+                pytest.skip("Kamailio's TLS module is not installed (apt-get install kamailio-tls-modules)")
+            tls_port = free_port()
+            ca, cert, key = make_certificates(work)
+            tls_cfg = KAMAILIO_TLS.format(host=HOST, tls_port=tls_port, cert=cert, key=key)
         cfg = work / "kamailio.cfg"
-        cfg.write_text(KAMAILIO_CFG.format(host=HOST, port=port, modules=KAMAILIO_MODULES, routes=lines))
+        cfg.write_text(KAMAILIO_CFG.format(host=HOST, port=port, modules=KAMAILIO_MODULES, routes=lines, tls=tls_cfg))
         log = (work / "log").open("wb")
         # -DD: stay in the foreground (its children in our process group, stopped together).
         proc = subprocess.Popen(
@@ -194,7 +261,7 @@ async def kamailio(tmp_path: Path) -> AsyncIterator[object]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        router = Router(port, proc)
+        router = Router(port, proc, tls_port, ca)
         routers.append(router)
         await _options_ping(port, 10.0)
         return router
@@ -242,6 +309,7 @@ module_path /usr/lib/baresip/modules
 module g711.so
 module aufile.so
 module sndfile.so
+module srtp.so
 module_app account.so
 module_app menu.so
 module_app ctrl_tcp.so
@@ -319,7 +387,11 @@ def phones(tmp_path: Path) -> Iterator[object]:
     need("sox")
     started: list[Phone] = []
 
-    async def start(number: str, freq: float, seconds: float = 30.0) -> Phone:
+    async def start(
+        number: str, freq: float, seconds: float = 30.0, *, answermode: str = "auto", mediaenc: str = ""
+    ) -> Phone:
+        """A phone playing a `freq` tone; `answermode=manual` rings until told to `accept`;
+        `mediaenc` ("srtp" offers/accepts SDES, "srtp-mand" insists on it)."""
         sip_port = free_port_block(2)
         ctrl_port = free_port()
         rtp_lo = free_port_block(8)
@@ -337,7 +409,8 @@ def phones(tmp_path: Path) -> Iterator[object]:
                 ctrl_port=ctrl_port,
             )
         )
-        (work / "accounts").write_text(f"<sip:{number}@{HOST}>;regint=0;answermode=auto\n")
+        enc = f";mediaenc={mediaenc}" if mediaenc else ""
+        (work / "accounts").write_text(f"<sip:{number}@{HOST}>;regint=0;answermode={answermode}{enc}\n")
         log = (work / "log").open("wb")
         proc = subprocess.Popen(
             ["baresip", "-f", str(work), "-t", "120"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT

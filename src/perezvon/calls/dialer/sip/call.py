@@ -1,7 +1,8 @@
 """One outbound call (RFC 3261 UAC), sans-I/O: the INVITE, CANCEL, digest and in-dialog rules.
 
 Shaped like aioquic's `QuicConnection`: every input takes `now` (seconds, any monotonic origin) —
-`ring`, `cancel`, `hangup`, `receive_response`, `receive_request`, `respond`, `handle_timer`; the
+`ring`, `cancel`, `hangup`, `receive_response`, `receive_request`, `respond`, `transport_error`,
+`handle_timer`; the
 caller then takes `messages_to_send()` (each a `Transmit`: message, destination, transport), the
 `next_event()`s, and calls `handle_timer(now)` again at `get_timer()`. Nothing here touches a socket
 or a clock, so every rule is testable on a fake clock.
@@ -202,6 +203,11 @@ class OutboundCall:
         tx = self._table.server((request.top_via.branch, request.method))
         if tx is not None:
             tx.respond(response, now)
+        self._pump(now)
+
+    def transport_error(self, dest: Address, now: float) -> None:
+        """The transport could not reach `dest` (TCP/TLS connect failed, certificate refused)."""
+        self._table.transport_error(dest)
         self._pump(now)
 
     def handle_timer(self, now: float) -> None:

@@ -84,7 +84,7 @@ class SipDialer(Dialer):
         self._udp = UdpTransport(self._on_message)
         host, port = await self._udp.start(self.bind_host, self.bind_port)
         self._ports["UDP"] = port
-        self._tcp = TcpTransport(self._on_message)
+        self._tcp = TcpTransport(self._on_message, self._unreachable)
         try:
             # The same port number for TCP, so one Contact works for both; any port if it is taken.
             _, tport = await self._tcp.start(self.bind_host, port)
@@ -92,7 +92,7 @@ class SipDialer(Dialer):
             _, tport = await self._tcp.start(self.bind_host, 0)
         self._ports["TCP"] = tport
         # TLS connects out only; Via and Contact give the TCP port (nothing listens for TLS there).
-        self._tls = TlsTransport(self._on_message, self.tls_context or tls_context())
+        self._tls = TlsTransport(self._on_message, self.tls_context or tls_context(), self._unreachable)
         self._ports["TLS"] = tport
         self._started = True
         log.info("SIP user agent on %s:%s", host, port)
@@ -255,6 +255,13 @@ class SipDialer(Dialer):
                 self._flush(leg)
         self._table.handle_timer(now)
         self._flush_table()
+
+    def _unreachable(self, addr: Address) -> None:
+        now = self.now()
+        for leg in list(self._legs.values()):
+            if leg.call is not None:
+                leg.call.transport_error(addr, now)
+                self._flush(leg)
 
     # --- incoming --------------------------------------------------------------------------------------
 

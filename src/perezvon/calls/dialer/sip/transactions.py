@@ -63,6 +63,12 @@ class TransactionTable:
         entry = self._entries.get(("server", key))
         return entry.tx if entry is not None else None  # type: ignore[return-value]
 
+    def transport_error(self, dest: Address) -> None:
+        """Nothing can be sent to `dest` (a TCP/TLS connection refused): its client transactions fail now."""
+        for (side, _), entry in list(self._entries.items()):
+            if side == "client" and entry.dest == dest:
+                entry.tx.transport_error()  # type: ignore[union-attr]
+
     def servers(self) -> list[ServerTransaction]:
         return [e.tx for (side, _), e in self._entries.items() if side == "server"]  # type: ignore[misc]
 

@@ -113,8 +113,9 @@ class TcpTransport:
 
     name = "TCP"
 
-    def __init__(self, on_message: MessageHandler) -> None:
+    def __init__(self, on_message: MessageHandler, on_error: Callable[[Address], None] | None = None) -> None:
         self._on_message = on_message
+        self._on_error = on_error  # told when a connection to an address cannot be made
         self._connections: dict[Address, _TcpConnection] = {}
         self._pending: dict[Address, list[bytes]] = {}
         self._server: asyncio.base_events.Server | None = None
@@ -148,7 +149,9 @@ class TcpTransport:
             )
         except (OSError, TimeoutError) as exc:  # ssl.SSLError (a certificate refused) is an OSError
             log.warning("SIP %s connect to %s:%s failed: %s", self.name, addr[0], addr[1], exc)
-            self._pending.pop(addr, None)  # the transaction times out and reports the trunk unreachable
+            self._pending.pop(addr, None)
+            if self._on_error is not None:
+                self._on_error(addr)  # the transactions waiting on it fail now, not at timer B
             return
         # Replies come back on this connection, whatever port the peer saw us connect from.
         self._connections[addr] = conn
@@ -179,8 +182,10 @@ class TlsTransport(TcpTransport):
 
     name = "TLS"
 
-    def __init__(self, on_message: MessageHandler, context: ssl.SSLContext) -> None:
-        super().__init__(on_message)
+    def __init__(
+        self, on_message: MessageHandler, context: ssl.SSLContext, on_error: Callable[[Address], None] | None = None
+    ) -> None:
+        super().__init__(on_message, on_error)
         self.context = context
         self.server_names: dict[Address, str] = {}
 
@@ -221,8 +226,9 @@ class RtpSocket:
         self._loop.add_reader(sock.fileno(), self._read_ready)
 
     @classmethod
-    async def open(cls, host: str, on_packet: Callable[[bytes, Address], None],
-                   ports: tuple[int, int] | None = None) -> RtpSocket:
+    async def open(
+        cls, host: str, on_packet: Callable[[bytes, Address], None], ports: tuple[int, int] | None = None
+    ) -> RtpSocket:
         """Bind an RTP port: any free one, or an even one in `ports` (a firewall's media range)."""
         candidates = [0]
         if ports is not None:
