@@ -44,3 +44,37 @@ def test_a_trunk_selects_the_sip_dialer(monkeypatch: pytest.MonkeyPatch) -> None
     settings = load_settings()
     assert settings.dialer == "sip"
     assert settings.sip_rtp_ports == (10000, 10999)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PEREZVON_SIP_PUBLIC_ADDRESS", "203.0.113.7:5060"),
+        ("PEREZVON_SIP_CALLER_ID", "name"),
+        ("PEREZVON_SIP_CALLER_DISPLAY", "Callback {phone}"),
+        ("PEREZVON_SIP_ASSERT_IDENTITY", "sometimes"),
+        ("PEREZVON_SIP_SRTP", "dtls"),
+        ("PEREZVON_SIP_TLS_CA_FILE", "/nonexistent/ca.pem"),
+    ],
+)
+def test_a_bad_sip_value_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=name):
+        load_settings()
+
+
+def test_sip_network_settings(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    for name, value in {
+        "PEREZVON_SIP_PUBLIC_ADDRESS": "203.0.113.7",
+        "PEREZVON_SIP_CALLER_ID": "USER",
+        "PEREZVON_SIP_ASSERT_IDENTITY": "yes",
+        "PEREZVON_SIP_SRTP": "required",
+        "PEREZVON_SIP_TLS_CA_FILE": str(ca),
+    }.items():
+        monkeypatch.setenv(name, value)
+    s = load_settings()
+    assert (s.sip_public_address, s.sip_caller_id, s.sip_assert_identity) == ("203.0.113.7", "user", True)
+    assert (s.sip_srtp, s.sip_tls_verify, s.sip_tls_ca_file) == ("required", True, str(ca))
+    assert s.sip_caller_display == "Callback {number}"

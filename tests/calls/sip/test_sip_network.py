@@ -114,6 +114,11 @@ def test_public_address_setting_is_an_ip_without_port(monkeypatch: pytest.Monkey
     monkeypatch.setenv("PEREZVON_SIP_PUBLIC_ADDRESS", PUBLIC)
     assert load_settings().sip_public_address == PUBLIC
     assert sip_dialer_from_settings(Settings(sip_public_address=PUBLIC)).public_address == PUBLIC
+    built = sip_dialer_from_settings(
+        Settings(sip_trunk="tls:pbx.example", sip_caller_id="user", sip_assert_identity=True, sip_srtp="optional")
+    )
+    assert built.trunk == Trunk("pbx.example", 5061, "tls", caller_id="user", assert_identity=True, srtp="optional")
+    assert built.tls_context is not None and built.tls_context.check_hostname
     for bad in (f"{PUBLIC}:5060", "nat.example.com"):
         monkeypatch.setenv("PEREZVON_SIP_PUBLIC_ADDRESS", bad)
         with pytest.raises(SettingsError, match="PEREZVON_SIP_PUBLIC_ADDRESS"):
