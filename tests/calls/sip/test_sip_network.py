@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from calls.sip.test_sip_dialer import HOST, FakePhone, FakeTrunk, dialer, trunk  # noqa: F401 - fixtures
+from calls.sip.test_sip_dialer import HOST, FakePhone, FakeTrunk, dialer, next_response, trunk  # noqa: F401 - fixtures
 from e2e.sip.sip_audio import tone_share
 from perezvon.calls.dialer.base import RingResult, Trunk
 from perezvon.calls.dialer.sip import SipDialer, parse_trunk, srtp
 from perezvon.calls.dialer.sip import rtp as rtplib
 from perezvon.calls.dialer.sip.message import NameAddr, SipRequest
 from perezvon.calls.dialer.sip.ringback import ringback_period
-from perezvon.calls.dialer.sip.sdp import PCMU, Negotiated, parse_sdp
+from perezvon.calls.dialer.sip.sdp import PCMU, Negotiated, build_sdp, parse_sdp
 from perezvon.calls.dialer.sip.trunk import from_identity
 from perezvon.calls.lines import sip_dialer_from_settings
 from perezvon.settings import Settings
@@ -282,5 +282,40 @@ async def test_srtp_required_refuses_a_plain_answer(trunk: FakeTrunk) -> None:  
         leg = ua.leg("79000000108")  # this phone answers without a key
         assert await leg.ring(5) is RingResult.ERROR
         assert (await trunk.requests_until("BYE")).call_id == invites(trunk)[-1].call_id
+    finally:
+        await ua.close()
+
+
+async def test_srtp_reinvite_with_a_new_key_is_answered_in_its_profile(trunk: FakeTrunk) -> None:  # noqa: F811
+    ua = SipDialer(parse_trunk(f"udp:{HOST}:{trunk.port}", srtp="required"))
+    await ua.start()
+    try:
+        leg = ua.leg("790000srtp3")
+        assert await leg.ring(5) is RingResult.ANSWERED and leg.dialog is not None
+        ours = srtp.parse_crypto(parse_sdp(invites(trunk)[-1].body).crypto)
+        assert ours is not None
+        phone = trunk.phones["790000srtp3"]
+        new_key = srtp.new_key()
+        offer = build_sdp(
+            HOST,
+            phone.port,
+            session_id=1,
+            version=2,
+            codecs=(PCMU,),
+            crypto=srtp.crypto_attribute(new_key, tag=7),
+            proto="RTP/SAVP",
+        )
+        trunk.in_dialog(leg.dialog.call_id, "INVITE", offer, cseq=2)
+        answer = parse_sdp((await next_response(trunk, "INVITE")).body)
+        assert answer.proto == "RTP/SAVP" and srtp.parse_crypto(answer.crypto) == (7, ours[1])
+        # Media under the far end's new key is accepted; under the old one it no longer is.
+        voice = rtplib.encode(struct.pack("<160h", *([3000] * 160)), PCMU)
+        sender = rtplib.RtpSender()
+        old = srtp.SrtpContext(trunk.srtp_keys["790000srtp3"], ours[1])
+        phone.send(old.protect(sender.packet(PCMU, voice)), trunk.our_rtp_port["790000srtp3"])
+        await _until(lambda: leg.packets_dropped == 1)
+        fresh = srtp.SrtpContext(new_key, ours[1])
+        phone.send(fresh.protect(sender.packet(PCMU, voice)), trunk.our_rtp_port["790000srtp3"])
+        await _until(lambda: leg.packets_in == 1)
     finally:
         await ua.close()

@@ -25,7 +25,7 @@ from .message import SipParseError, SipRequest, SipResponse, make_response
 from .recorder import Recorder
 from .relay import RtpRelay
 from .ringback import ringback_period
-from .sdp import PCMA, PCMU, Negotiated, answer_direction, build_sdp, negotiate, parse_sdp
+from .sdp import PCMA, PCMU, MediaDescription, Negotiated, answer_direction, build_sdp, negotiate, parse_sdp
 from .srtp import SrtpContext, SrtpError, crypto_attribute, new_key, parse_crypto
 from .transport import Address, RtpSocket
 from .trunk import from_identity
@@ -325,7 +325,7 @@ class SipLeg(CallLeg):
             return make_response(req, 488)
         if not self._use_media(media):
             return make_response(req, 488)
-        body = self._sdp(codecs=(media.codec,), direction=answer_direction(offer.direction))
+        body = self._sdp(codecs=(media.codec,), direction=answer_direction(offer.direction), answer_to=offer)
         return make_response(req, 200, body=body, extra=extra)
 
     def _use_media(self, media: Negotiated) -> bool:
@@ -343,8 +343,18 @@ class SipLeg(CallLeg):
         self.media = media
         return True
 
-    def _sdp(self, codecs: tuple[int, ...], direction: str = "sendrecv") -> bytes:
+    def _sdp(
+        self, codecs: tuple[int, ...], direction: str = "sendrecv", answer_to: MediaDescription | None = None
+    ) -> bytes:
+        """Our offer, or (`answer_to`) our answer: keys only where SRTP is on, in the offer's profile."""
         assert self._rtp is not None
+        key, crypto = self._srtp_key, None
+        if key is not None and (answer_to is None or self._srtp is not None):
+            crypto = crypto_attribute(key, self._crypto_tag)
+        if answer_to is not None:
+            proto = answer_to.proto
+        else:
+            proto = "RTP/SAVP" if self.trunk.srtp == "required" else "RTP/AVP"
         body = build_sdp(
             self._advertised or self._rtp.host,
             self._rtp.port,
@@ -352,8 +362,8 @@ class SipLeg(CallLeg):
             version=self._sdp_version,
             codecs=codecs,
             direction=direction,
-            crypto=crypto_attribute(self._srtp_key, self._crypto_tag) if self._srtp_key is not None else None,
-            proto="RTP/SAVP" if self.trunk.srtp == "required" else "RTP/AVP",
+            crypto=crypto,
+            proto=proto,
         )
         self._sdp_version += 1
         return body
