@@ -84,6 +84,9 @@ async def test_a_request_is_called_back_over_sip_bridged_recorded_and_billed(
         assert (w.getframerate(), w.getnchannels()) == (8000, 1) and w.getnframes() > 8000
     await operator.wait_event("CALL_CLOSED")
     await visitor.wait_event("CALL_CLOSED")
+    # Caller ID (#11): the operator's phone was shown the visitor being called back.
+    established = next(ev for ev in operator.events if ev.get("type") == "CALL_ESTABLISHED")
+    assert established.get("peerdisplayname") == f"Callback {VISITOR}", established
 
 
 def spoken(tmp_path: Path, text: str, then_silence_s: float = 0.0) -> Path:
