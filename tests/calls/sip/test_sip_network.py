@@ -319,3 +319,27 @@ async def test_srtp_reinvite_with_a_new_key_is_answered_in_its_profile(trunk: Fa
         await _until(lambda: leg.packets_in == 1)
     finally:
         await ua.close()
+
+
+async def test_a_far_end_offering_srtp_in_a_reinvite_gets_it(dialer: SipDialer, trunk: FakeTrunk) -> None:  # noqa: F811
+    leg = dialer.leg("79000000109")  # srtp off on this trunk: plain RTP at first
+    assert await leg.ring(5) is RingResult.ANSWERED and leg.dialog is not None and leg._srtp is None
+    phone = trunk.phones["79000000109"]
+    their_key = srtp.new_key()
+    offer = build_sdp(
+        HOST,
+        phone.port,
+        session_id=1,
+        version=2,
+        codecs=(PCMU,),
+        proto="RTP/SAVP",
+        crypto=srtp.crypto_attribute(their_key),
+    )
+    trunk.in_dialog(leg.dialog.call_id, "INVITE", offer, cseq=2)
+    answer = parse_sdp((await next_response(trunk, "INVITE")).body)
+    ours = srtp.parse_crypto(answer.crypto)
+    assert answer.proto == "RTP/SAVP" and ours is not None and leg._srtp is not None
+    unusable = offer.replace(b"AES_CM_128_HMAC_SHA1_80", b"AES_CM_128_HMAC_SHA1_32")
+    leg._srtp, leg._srtp_key = None, None
+    trunk.in_dialog(leg.dialog.call_id, "INVITE", unusable, cseq=3)
+    assert (await next_response(trunk, "INVITE")).status == 488

@@ -323,13 +323,16 @@ class SipLeg(CallLeg):
             media = negotiate(offer, prefer=prefer)
         except SipParseError:
             return make_response(req, 488)
-        if not self._use_media(media):
-            return make_response(req, 488)
+        if not self._use_media(media, offered=True) or (offer.proto == "RTP/SAVP" and self._srtp is None):
+            return make_response(req, 488)  # nothing we can decode, or SRTP insisted on in a suite we lack
         body = self._sdp(codecs=(media.codec,), direction=answer_direction(offer.direction), answer_to=offer)
         return make_response(req, 200, body=body, extra=extra)
 
-    def _use_media(self, media: Negotiated) -> bool:
-        """Take what an SDP answer (or offer) negotiated, SRTP keys included; False if it cannot be used."""
+    def _use_media(self, media: Negotiated, *, offered: bool = False) -> bool:
+        """Take what an SDP answer (or the far end's offer) negotiated, SRTP keys included; False if it
+        cannot be used. A far end that offers SRTP in a re-INVITE gets it even where we did not offer."""
+        if self._srtp_key is None and offered and parse_crypto(media.crypto) is not None:
+            self._srtp_key = new_key()
         if self._srtp_key is not None:
             remote = parse_crypto(media.crypto)
             if remote is None and self.trunk.srtp == "required":
