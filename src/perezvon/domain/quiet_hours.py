@@ -18,6 +18,7 @@ from phonenumbers import timezone as phone_zones
 
 DEFAULT_START = time(21, 0)
 DEFAULT_END = time(9, 0)
+DEFAULT_QUIET_HOURS = {"start": "21:00", "end": "09:00"}  # a widget's `quietHours` unless it says otherwise
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..clock import utcnow
+from ..domain.quiet_hours import DEFAULT_QUIET_HOURS
 from ..domain.schedule import ALL_HOURS, offset_of_zone
 from ..store.db import Database
 from ..store.snapshots import SnapshotCache
@@ -120,7 +121,7 @@ class Catalog:
                 "utc_timezone": offset_of_zone(site["timezone"]),
                 "hours": [{"day_of_week": d, "hour": h} for d, h in sorted(ALL_HOURS)],
             }
-        row = _widget_columns(values, schedule)
+        row = {"quiet_hours": DEFAULT_QUIET_HOURS, **_widget_columns(values, schedule)}
         try:
             async with self.db.write() as conn:
                 result = await conn.execute(insert(widgets).values(site_id=site_id, created_at=utcnow(), **row))
@@ -252,6 +253,8 @@ def _widget_columns(values: dict[str, Any], schedule: dict[str, Any] | None) -> 
                 "voicemail_detection"):
         if key in values and values[key] is not None:
             row[key] = values[key]
+    if "quiet_hours" in values:  # given as None: the widget has none
+        row["quiet_hours"] = values["quiet_hours"]
     if values.get("collect_non_working_requests") is not None:
         row["collect_non_working"] = values["collect_non_working_requests"]
     throttle = values.get("throttle")

@@ -71,6 +71,7 @@ def widget_resource(row: Any) -> dict[str, Any]:
         "ui": widget_ui(row),
         "analytics": {**ANALYTICS_DEFAULTS, **(row["analytics"] or {})},
         "voicemailDetection": bool(row["voicemail_detection"]),
+        "quietHours": dict(row["quiet_hours"]) if row["quiet_hours"] else None,
         "createdAt": iso(row["created_at"]),
     }
 

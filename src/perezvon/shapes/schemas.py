@@ -112,6 +112,9 @@ class CallbackSettings(CamelModel):
     ring_timeout_seconds: Annotated[int, Field(ge=5, le=120)] = 30
     redial_attempts: Annotated[int, Field(ge=0, le=10)] = 2
     redial_interval_seconds: Annotated[int, Field(ge=10, le=86400)] = 60
+    # After a busy line / no answer, each its own interval; None: redialIntervalSeconds.
+    redial_busy_interval_seconds: Annotated[int, Field(ge=10, le=86400)] | None = None
+    redial_no_answer_interval_seconds: Annotated[int, Field(ge=10, le=86400)] | None = None
     language: Annotated[str, Field(pattern="^(ru|en)$")] = "ru"
 
 
@@ -172,6 +175,16 @@ class WidgetAnalytics(CamelModel):
     metrika_counter_id: Annotated[int, Field(ge=1)] | None = None
 
 
+_HH_MM = "^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class QuietHours(CamelModel):
+    """When redials and collected requests do not call, in the visitor's time (DESIGN §7, #11)."""
+
+    start: Annotated[str, Field(pattern=_HH_MM)] = "21:00"
+    end: Annotated[str, Field(pattern=_HH_MM)] = "09:00"
+
+
 class WidgetIn(CamelModel):
     route_key: Annotated[str, Field(min_length=1, max_length=255)]
     name: Annotated[str, Field(max_length=255)] = ""
@@ -184,6 +197,7 @@ class WidgetIn(CamelModel):
     ui: WidgetUi = WidgetUi()
     analytics: WidgetAnalytics = WidgetAnalytics()
     voicemail_detection: bool = True  # DESIGN §7: an answering machine is hung up on, not bridged
+    quiet_hours: QuietHours | None = QuietHours()  # null: none
 
     _phones = field_validator("operator_phones")(lambda cls, v: _phones(v))
 
@@ -200,6 +214,7 @@ class WidgetPatch(CamelModel):
     ui: WidgetUi | None = None
     analytics: WidgetAnalytics | None = None
     voicemail_detection: bool | None = None
+    quiet_hours: QuietHours | None = None  # given as null: no quiet hours
 
     _phones = field_validator("operator_phones")(lambda cls, v: None if v is None else _phones(v))
 

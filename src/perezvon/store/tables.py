@@ -154,6 +154,7 @@ widgets = Table(
     Column("ui", JSON(), nullable=False, server_default="{}"),
     Column("analytics", JSON(), nullable=False, server_default="{}"),
     Column("voicemail_detection", Boolean(), nullable=False, server_default="1"),
+    Column("quiet_hours", JSON(), nullable=True),  # {"start": "21:00", "end": "09:00"}; NULL: none
     _created(),
     UniqueConstraint("site_id", "route_key", name="uq_widgets_site_route_key"),
 )

@@ -185,6 +185,7 @@ def _widget_values(body: BaseModel) -> dict[str, Any]:
     values["callback"] = body.callback.model_dump(by_alias=True)  # stored camelCase, like the API stores it
     values["ui"] = body.ui.model_dump(by_alias=True)
     values["analytics"] = body.analytics.model_dump(by_alias=True)
+    values.pop("quiet_hours", None)  # not on the cabinet's form: a save keeps what the API set
     return values
 
 
