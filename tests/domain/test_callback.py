@@ -98,7 +98,8 @@ def test_when_no_operator_takes_the_call_the_outcome_says_why(results: list[Ring
     [
         (Ring.BUSY, cb.CLIENT_BUSY),
         (Ring.NO_ANSWER, cb.CLIENT_NO_ANSWER),
-        (Ring.REJECTED, cb.CLIENT_NO_ANSWER),
+        (Ring.REJECTED, cb.CLIENT_REJECTED),
+        (Ring.INVALID_NUMBER, cb.CLIENT_INVALID_NUMBER),
         (Ring.UNAVAILABLE, cb.CLIENT_NO_ANSWER),
         (Ring.ERROR, cb.ERROR),
     ],
@@ -167,7 +168,8 @@ def test_an_event_out_of_order_is_refused() -> None:
 def test_outcomes_and_statuses_are_exactly_the_documented_ones() -> None:
     assert cb.STATUSES == ("pending", "dialing", "completed", "failed", "cancelled")
     assert set(cb.OUTCOMES) == {"connected", "operator_no_answer", "operator_busy", "client_no_answer",
-                                "client_busy", "client_voicemail", "interrupted", "error"}
+                                "client_busy", "client_voicemail", "client_rejected", "client_invalid_number",
+                                "interrupted", "error"}
 
 
 @pytest.mark.parametrize(
@@ -240,3 +242,11 @@ def test_any_run_ends_once_with_a_documented_outcome(
     assert (action.outcome == cb.CONNECTED) == bridged
     if phones == 0:
         assert action.outcome == cb.ERROR
+
+
+def test_an_operator_phone_that_declines_passes_to_the_next_one() -> None:
+    state, action = cb.start(plan("a1", "a2", announcement=False))
+    state, action = cb.step(state, cb.OperatorRang(Ring.REJECTED))  # 603 from the first phone
+    assert action == cb.RingOperator("a2") and state.operator_misses == ("declined",)
+    state, action = cb.step(state, cb.OperatorRang(Ring.INVALID_NUMBER))  # a wrong operator number
+    assert action == cb.Finish(cb.OPERATOR_NO_ANSWER)  # someone could have answered: redialled

@@ -32,10 +32,22 @@ CLIENT_NO_ANSWER = "client_no_answer"
 CLIENT_BUSY = "client_busy"
 # An answering machine picked up the visitor's phone (DESIGN §7): never bridged, redialled like no answer.
 CLIENT_VOICEMAIL = "client_voicemail"
+CLIENT_REJECTED = "client_rejected"  # the visitor's side declined (403, 603): not called again
+CLIENT_INVALID_NUMBER = "client_invalid_number"  # no such number (404, 484, 604): not called again
 INTERRUPTED = "interrupted"
 ERROR = "error"
-OUTCOMES = (CONNECTED, OPERATOR_NO_ANSWER, OPERATOR_BUSY, CLIENT_NO_ANSWER, CLIENT_BUSY, CLIENT_VOICEMAIL, INTERRUPTED,
-            ERROR)
+OUTCOMES = (
+    CONNECTED,
+    OPERATOR_NO_ANSWER,
+    OPERATOR_BUSY,
+    CLIENT_NO_ANSWER,
+    CLIENT_BUSY,
+    CLIENT_VOICEMAIL,
+    CLIENT_REJECTED,
+    CLIENT_INVALID_NUMBER,
+    INTERRUPTED,
+    ERROR,
+)
 
 # The one table of a request's moves in the course of its calls (admin cancel included).
 _MOVES = {
@@ -84,6 +96,7 @@ class Ring(enum.Enum):
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     REJECTED = "rejected"
+    INVALID_NUMBER = "invalid_number"
     UNAVAILABLE = "unavailable"
     ERROR = "error"
 
@@ -262,11 +275,7 @@ def step(state: AttemptState, event: Event) -> tuple[AttemptState, Action]:
             if state.plan.voicemail_detection:
                 return replace(state, phase=Phase.SCREEN), Screen()
             return replace(state, phase=Phase.BRIDGED), Bridge()
-        if event.result is Ring.BUSY:
-            return _finish(state, CLIENT_BUSY)
-        if event.result is Ring.ERROR:
-            return _finish(state, ERROR)
-        return _finish(state, CLIENT_NO_ANSWER)
+        return _finish(state, _CLIENT_MISSES.get(event.result, CLIENT_NO_ANSWER))
     if phase is Phase.SCREEN and isinstance(event, Screened):
         if event.machine:  # never bridged: the operator hears neither the greeting nor the beep
             return _finish(state, CLIENT_VOICEMAIL)
@@ -288,12 +297,25 @@ def fail(state: AttemptState) -> tuple[AttemptState, Action]:
     return _finish(state, ERROR)
 
 
+# How the visitor's phone not taking the call ends the attempt; anything else (no answer, unavailable):
+# client_no_answer.
+_CLIENT_MISSES = {
+    Ring.BUSY: CLIENT_BUSY,
+    Ring.REJECTED: CLIENT_REJECTED,
+    Ring.INVALID_NUMBER: CLIENT_INVALID_NUMBER,
+    Ring.ERROR: ERROR,
+}
+
+
 def _miss(result: Ring) -> str:
+    """Why an operator phone did not take the call: a declined one (403/603) passes to the next phone."""
     if result is Ring.BUSY:
         return "busy"
-    if result is Ring.ERROR:
-        return "error"
-    return "no_answer"  # NO_ANSWER, REJECTED, UNAVAILABLE: the phone did not take the call
+    if result in (Ring.ERROR, Ring.INVALID_NUMBER):
+        return "error"  # a wrong operator number or our own failure: not the operator's doing
+    if result is Ring.REJECTED:
+        return "declined"
+    return "no_answer"  # NO_ANSWER, UNAVAILABLE: the phone did not take the call
 
 
 def _next_operator(state: AttemptState, miss: str, *, hang_up_first: bool) -> tuple[AttemptState, Action]:

@@ -91,6 +91,8 @@ EN: dict[str, str] = {
     "outcome_client_no_answer": "Visitor did not answer",
     "outcome_client_busy": "Visitor busy",
     "outcome_client_voicemail": "Answering machine",
+    "outcome_client_rejected": "Visitor declined",
+    "outcome_client_invalid_number": "Number does not exist",
     "outcome_interrupted": "Interrupted",
     "outcome_error": "Error",
     # one request
@@ -345,6 +347,8 @@ RU: dict[str, str] = {
     "outcome_client_no_answer": "Посетитель не ответил",
     "outcome_client_busy": "Посетитель занят",
     "outcome_client_voicemail": "Автоответчик",
+    "outcome_client_rejected": "Посетитель отклонил",
+    "outcome_client_invalid_number": "Номер не существует",
     "outcome_interrupted": "Прервано",
     "outcome_error": "Ошибка",
     "request_title": "Заявка №{id}",

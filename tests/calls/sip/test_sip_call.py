@@ -178,7 +178,7 @@ def test_a_2xx_without_contact_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     ("status", "result"),
-    [(486, RingResult.BUSY), (603, RingResult.REJECTED), (404, RingResult.UNAVAILABLE), (480, RingResult.NO_ANSWER)],
+    [(486, RingResult.BUSY), (603, RingResult.REJECTED), (404, RingResult.INVALID_NUMBER), (480, RingResult.NO_ANSWER)],
 )
 def test_a_final_refusal_is_acked_and_ends_the_call(status: int, result: RingResult) -> None:
     call, invite = ringing()
@@ -294,7 +294,7 @@ def test_a_challenge_is_answered_once_with_a_new_transaction(status: int, challe
     assert call.state is CallState.CALLING and events(call) == []
     call.receive_response(reply(again, status, extra=[(challenge, 'Digest realm="r", nonce="n2"')]), 0.2)
     assert methods(sent(call)) == ["ACK"]  # refused twice: no third try
-    assert events(call) == [NotAnswered(RingResult.REJECTED, status), Terminated(False)]
+    assert events(call) == [NotAnswered(RingResult.ERROR, status), Terminated(False)]  # our credentials
 
 
 def test_a_stale_nonce_earns_one_more_try_and_no_credentials_none() -> None:
@@ -306,7 +306,7 @@ def test_a_stale_nonce_earns_one_more_try_and_no_credentials_none() -> None:
     assert methods(sent(call)) == ["ACK", "INVITE"]
     bare, invite = ringing()
     bare.receive_response(reply(invite, 401, extra=[("WWW-Authenticate", 'Digest realm="r", nonce="n"')]), 0.1)
-    assert events(bare) == [NotAnswered(RingResult.REJECTED, 401), Terminated(False)]
+    assert events(bare) == [NotAnswered(RingResult.ERROR, 401), Terminated(False)]
 
 
 def test_cancel_after_a_challenge_cancels_the_retried_invite() -> None:

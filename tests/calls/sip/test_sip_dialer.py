@@ -359,8 +359,9 @@ async def test_garbage_is_dropped_not_raised(dialer: SipDialer, trunk: FakeTrunk
     ("status", "result"),
     [(486, RingResult.BUSY), (600, RingResult.BUSY), (408, RingResult.NO_ANSWER), (480, RingResult.NO_ANSWER),
      (487, RingResult.NO_ANSWER), (403, RingResult.REJECTED), (603, RingResult.REJECTED),
-     (488, RingResult.REJECTED), (404, RingResult.UNAVAILABLE), (503, RingResult.UNAVAILABLE),
-     (500, RingResult.UNAVAILABLE), (302, RingResult.UNAVAILABLE), (604, RingResult.UNAVAILABLE)],
+     (488, RingResult.UNAVAILABLE), (404, RingResult.INVALID_NUMBER), (503, RingResult.UNAVAILABLE),
+     (500, RingResult.UNAVAILABLE), (302, RingResult.UNAVAILABLE), (604, RingResult.INVALID_NUMBER),
+     (484, RingResult.INVALID_NUMBER), (401, RingResult.ERROR), (407, RingResult.ERROR), (606, RingResult.UNAVAILABLE)],
 )
 def test_final_responses_map_to_ring_results(status: int, result: RingResult) -> None:
     assert ring_result(status) is result

@@ -13,6 +13,8 @@ import pytest
 from perezvon.calls.dialer.base import Audio, RingResult
 from perezvon.calls.dialer.sip import SipDialer, parse_trunk
 
+from .conftest import SCENARIOS
+
 pytestmark = pytest.mark.e2e
 
 NUMBER = "79001234567"
@@ -24,6 +26,30 @@ async def dial(port: int, *, transport: str = "udp", timeout: float = 5.0, **tru
     leg = dialer.leg(NUMBER)
     result = await leg.ring(timeout)
     return dialer, leg, result
+
+
+@pytest.mark.parametrize(
+    ("status", "result"),
+    [
+        (603, RingResult.REJECTED),
+        (403, RingResult.REJECTED),
+        (404, RingResult.INVALID_NUMBER),
+        (484, RingResult.INVALID_NUMBER),
+        (604, RingResult.INVALID_NUMBER),
+        (488, RingResult.UNAVAILABLE),
+    ],
+)
+async def test_a_refusal_says_declined_or_no_such_number(sipp, tmp_path, status: int, result: RingResult) -> None:
+    # busy.xml with another final status (sipp checks status lines when it loads a scenario: no keyword).
+    scenario = tmp_path / f"refused_{status}.xml"
+    scenario.write_text((SCENARIOS / "busy.xml").read_text().replace("486 Busy Here", f"{status} Refused"))
+    peer = await sipp(str(scenario))
+    dialer, leg, got = await dial(peer.port)
+    try:
+        assert got is result and leg.final_status == status
+        assert await peer.wait(10) == 0, peer.messages()  # and it was acknowledged
+    finally:
+        await dialer.close()
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
@@ -76,11 +102,11 @@ async def test_wrong_password_is_rejected(sipp) -> None:
         await dialer.close()
 
 
-async def test_no_credentials_means_rejected_not_a_loop(sipp) -> None:
+async def test_no_credentials_means_an_error_of_ours_not_a_loop(sipp) -> None:
     peer = await sipp("auth.xml")
     dialer, leg, result = await dial(peer.port)
     try:
-        assert result is RingResult.REJECTED and leg.final_status == 401
+        assert result is RingResult.ERROR and leg.final_status == 401
     finally:
         await dialer.close()
 

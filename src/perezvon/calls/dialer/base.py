@@ -22,9 +22,10 @@ class RingResult(enum.Enum):
     ANSWERED = "answered"
     BUSY = "busy"  # 486/600
     NO_ANSWER = "no_answer"  # ring timeout (we sent CANCEL), 408, 480
-    REJECTED = "rejected"  # 403, 603, other 4xx
-    UNAVAILABLE = "unavailable"  # 404/503/5xx, trunk unreachable
-    ERROR = "error"  # our side failed
+    REJECTED = "rejected"  # 403, 603: declined
+    INVALID_NUMBER = "invalid_number"  # 404, 484, 604: no such number
+    UNAVAILABLE = "unavailable"  # 5xx, 3xx, other 4xx/6xx, trunk unreachable
+    ERROR = "error"  # our side failed (a challenge we cannot answer: wrong or no credentials)
 
 
 @dataclass(frozen=True)

@@ -109,9 +109,13 @@ def ring_result(status: int) -> RingResult:
         return RingResult.BUSY
     if status in (408, 480, 487):
         return RingResult.NO_ANSWER
-    if status in (404, 604) or 300 <= status < 400 or 500 <= status < 600:
-        return RingResult.UNAVAILABLE
-    return RingResult.REJECTED  # 403, 603 and every other 4xx/6xx
+    if status in (403, 603):
+        return RingResult.REJECTED
+    if status in (404, 484, 604):
+        return RingResult.INVALID_NUMBER
+    if status in (401, 407):  # only final when we could not answer the challenge: our credentials
+        return RingResult.ERROR
+    return RingResult.UNAVAILABLE  # 3xx (not followed), 5xx, every other 4xx/6xx
 
 
 class OutboundCall:
