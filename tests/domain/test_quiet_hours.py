@@ -75,3 +75,15 @@ def test_never_early_never_quiet_never_more_than_a_day(naive: datetime, zone: st
     assert allowed == at or not quiet.is_quiet(local.time())
     if not quiet.is_quiet(at.astimezone(ZoneInfo(zone)).time()):
         assert allowed == at
+
+
+def test_quiet_hold_from_a_widgets_setting_and_its_fixed_offset_zone() -> None:
+    from datetime import timezone
+
+    from perezvon.domain.quiet_hours import quiet_hold
+
+    assert quiet_hold(RUSSIAN_MOBILE, None, "UTC") is None
+    hold = quiet_hold(RUSSIAN_MOBILE, {"start": "21:00", "end": "09:00"}, timezone(timedelta(hours=3)))
+    assert hold is not None
+    assert hold(utc(2026, 12, 1, 19)) == utc(2026, 12, 2, 6)  # 22:00 at UTC+3 → 09:00 at UTC+3
+    assert hold(utc(2026, 12, 1, 12)) == utc(2026, 12, 1, 12)

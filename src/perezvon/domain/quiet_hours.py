@@ -9,8 +9,9 @@ widget is working is called at once, whatever the hour where the visitor is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -19,6 +20,8 @@ from phonenumbers import timezone as phone_zones
 DEFAULT_START = time(21, 0)
 DEFAULT_END = time(9, 0)
 DEFAULT_QUIET_HOURS = {"start": "21:00", "end": "09:00"}  # a widget's `quietHours` unless it says otherwise
+
+Zone = str | tzinfo  # an IANA name, or a widget schedule's fixed offset
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,9 @@ class QuietHours:
             return self.start <= local < self.end
         return local >= self.start or local < self.end
 
-    def not_before(self, moment: datetime, zone: str) -> datetime:
+    def not_before(self, moment: datetime, zone: Zone) -> datetime:
         """`moment` if it is outside quiet hours in `zone`, else the end of these quiet hours (UTC)."""
-        tz = ZoneInfo(zone)
+        tz = ZoneInfo(zone) if isinstance(zone, str) else zone
         local = moment.astimezone(tz)
         if not self.is_quiet(local.timetz().replace(tzinfo=None)):
             return moment
@@ -54,7 +57,7 @@ class QuietHours:
         return datetime.combine(day, self.end, tzinfo=tz).astimezone(UTC)
 
 
-def visitor_zone(phone: str, fallback: str, at: datetime) -> str:
+def visitor_zone(phone: str, fallback: Zone, at: datetime) -> Zone:
     """The IANA zone of an 11-digit number where phonenumbers can tell (one UTC offset now), else `fallback`."""
     try:
         zones = phone_zones.time_zones_for_number(phonenumbers.parse("+" + phone, None))
@@ -69,8 +72,18 @@ def visitor_zone(phone: str, fallback: str, at: datetime) -> str:
     return zones[0] if zones and len(offsets) == 1 else fallback
 
 
-def hold_for_quiet_hours(at: datetime, phone: str, widget_zone: str, quiet: QuietHours | None) -> datetime:
+def hold_for_quiet_hours(at: datetime, phone: str, widget_zone: Zone, quiet: QuietHours | None) -> datetime:
     """When a redial or a collected request planned for `at` may really call `phone`."""
     if quiet is None:
         return at
     return quiet.not_before(at, visitor_zone(phone, widget_zone, at))
+
+
+def quiet_hold(
+    phone: str, quiet_hours: dict[str, str] | None, widget_zone: Zone
+) -> Callable[[datetime], datetime] | None:
+    """What moves a time out of the visitor's quiet hours (a widget's stored `quiet_hours`); None: none."""
+    quiet = QuietHours.parse(quiet_hours)
+    if quiet is None:
+        return None
+    return lambda at: hold_for_quiet_hours(at, phone, widget_zone, quiet)
