@@ -343,3 +343,15 @@ async def test_a_far_end_offering_srtp_in_a_reinvite_gets_it(dialer: SipDialer, 
     leg._srtp, leg._srtp_key = None, None
     trunk.in_dialog(leg.dialog.call_id, "INVITE", unusable, cseq=3)
     assert (await next_response(trunk, "INVITE")).status == 488
+
+
+def test_tls_context_verifies_by_default_and_trusts_a_given_ca_only_when_told() -> None:
+    import ssl
+
+    from perezvon.calls.dialer.sip import tls_context
+
+    default = tls_context()
+    assert default.verify_mode is ssl.CERT_REQUIRED and default.check_hostname
+    lab = tls_context(verify=False)
+    assert lab.verify_mode is ssl.CERT_NONE and not lab.check_hostname
+    assert sip_dialer_from_settings(Settings(sip_tls_verify=False)).tls_context.verify_mode is ssl.CERT_NONE  # type: ignore[union-attr]
