@@ -11,6 +11,8 @@ from sqlalchemy import insert, select
 
 from ..clock import utcnow
 from ..domain.errors import FieldErrors, PublicError, throttled, validation_error
+from ..domain.quiet_hours import quiet_hold
+from ..domain.redial import allowed_time
 from ..domain.request_rules import RequestInput, check_route_key, check_schedule_in_future, parse_schedule_time
 from ..domain.schedule import WeeklySchedule
 from ..shapes.resources import UTM_KEYS
@@ -219,9 +221,12 @@ class Intake:
 
     @staticmethod
     def _due_at(widget: dict[str, Any], schedule: WeeklySchedule, request: RequestInput, now: datetime) -> datetime:
-        """When to call: the wanted time, moved into working hours if the widget collects such requests."""
+        """When to call: the wanted time, moved into working hours if the widget collects such requests
+        (and then out of the visitor's quiet hours: a collected request waits for their morning)."""
         wanted = parse_schedule_time(request.schedule_time, schedule.utc_timezone) if request.schedule_time else now
         due_at = schedule.due_at(wanted)
+        if due_at is not None and due_at != wanted:
+            due_at = allowed_time(due_at, schedule, quiet_hold(request.phone, widget.get("quiet_hours"), schedule.tz))
         if due_at != wanted and not widget["collect_non_working"]:
             raise PublicError(
                 "request_non_working_hours",

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..domain import callback as cb
 from ..domain.billing import billed_minutes, billed_seconds, spend
+from ..domain.quiet_hours import quiet_hold
 from ..domain.redial import Decision, RedialPolicy, after_attempt, bound_by_schedule
 from ..shapes.resources import iso, request_resource
 from ..store import outbox
@@ -232,6 +233,7 @@ class RequestLife:
     ) -> Decision:
         """The request's next status after an attempt that ended with ``outcome``."""
         schedule = snapshot.schedule(widget) if snapshot is not None and widget is not None else None
+        hold = quiet_hold(request["phone"], (widget or {}).get("quiet_hours"), schedule.tz if schedule else UTC)
         return after_attempt(
             outcome,
             request["attempts_made"],
@@ -239,6 +241,7 @@ class RequestLife:
             now,
             schedule,
             keep_to_schedule=bound_by_schedule(request["due_at"], schedule),
+            hold=hold,
         )
 
     async def close_attempt(
