@@ -219,7 +219,7 @@ async def test_a_dialer_failure_is_recorded_as_error_and_the_request_still_ends(
         site, widget = await provision(eng, redialAttempts=1)
         await tune_widget(eng, site["id"], widget["id"], redialIntervalSeconds=0)
 
-        def broken(number, trunk=None):
+        def broken(number, trunk=None, **options):
             raise DialerError("no SIP trunk configured")
 
         monkeypatch.setattr(eng.dialer, "leg", broken)
