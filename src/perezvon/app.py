@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,8 @@ from .api import admin, admin_webhooks, public, twin
 from .api.http import error_response
 from .calls.runtime import attach_api_hooks, start_in_process
 from .domain.errors import PublicError
+from .ops import http as ops_http
+from .ops import metrics
 from .services.catalog import Catalog, Conflict, NotFound
 from .services.intake import Intake
 from .services.journal import Journal
@@ -92,12 +95,19 @@ class PerezvonApp(FastAPI):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fast_lane = Starlette(routes=[*public.routes, *twin.routes])
+        self.fast_lane = Starlette(routes=[*public.routes, *twin.routes, *ops_http.routes])
         self.fast_lane.state = self.state
         self.fast_paths = frozenset(route.path for route in self.fast_lane.routes)  # type: ignore[attr-defined]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and (scope["path"] in self.fast_paths or scope["path"].startswith(public.PREFIX)):
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        # Every HTTP answer carries its X-Request-Id, and every log line written meanwhile names it.
+        await ops_http.with_request_id(self._route, scope, receive, send)
+
+    async def _route(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] in self.fast_paths or scope["path"].startswith(public.PREFIX):
             await self.fast_lane(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
@@ -147,6 +157,7 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
             if worker is not None:
                 await worker.stop()
             await services.close()
+            metrics.process_exited(os.getpid())
 
     app = PerezvonApp(
         title="perezvon",

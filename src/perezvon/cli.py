@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import logging.config
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import click
 
@@ -25,11 +30,34 @@ def _migrate() -> None:
     upgrade(_settings().database_url)
 
 
+def _log_config() -> dict:  # type: ignore[type-arg]
+    from .ops.logs import logging_config
+
+    settings = _settings()
+    return logging_config(settings.log_level, settings.log_format)
+
+
+def _metrics_dir_for(workers: int) -> None:
+    """``serve --workers N``: the processes share one port, so their metrics meet in files (prometheus-client's
+    multiprocess mode); any process answers a scrape with the sum. The directory must start empty."""
+    if workers <= 1:
+        return
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+        return
+    made = tempfile.mkdtemp(prefix="perezvon-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made  # inherited by the worker processes uvicorn spawns
+    atexit.register(shutil.rmtree, made, ignore_errors=True)
+
+
 def _run_server(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.config.dictConfig(_log_config())
+    _metrics_dir_for(workers)
     uvicorn.run(
         "perezvon.app:create_app",
         factory=True,
@@ -37,6 +65,7 @@ def _run_server(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers if workers > 1 else None,
         log_level=settings.log_level,
+        log_config=_log_config(),  # JSON or text, phones masked: in every process uvicorn starts
         proxy_headers=False,  # client IPs are decided by PEREZVON_TRUSTED_PROXIES, not by uvicorn
         server_header=False,
     )
@@ -62,11 +91,31 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker() -> None:
     """Run the callback worker alone (several may run against one PostgreSQL)."""
     _migrate()
+    logging.config.dictConfig(_log_config())
+    asyncio.run(_run_worker(_settings()))
+
+
+async def _run_worker(settings) -> None:  # type: ignore[no-untyped-def]
+    """The worker, and its /metrics, /healthz and /readyz on PEREZVON_METRICS_PORT when set."""
     from .calls.runtime import run_standalone
 
-    settings = _settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_standalone(settings))
+    if settings.metrics_port is None:
+        await run_standalone(settings)
+        return
+    from .ops.http import metrics_app, serve_metrics
+    from .store.db import Database
+    from .throttling import Guard
+
+    db = Database(settings.database_url, pool_size=1)
+    app = metrics_app(settings, db, Guard(redis_url=settings.redis_url))
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve_metrics(app, settings.metrics_host, settings.metrics_port, stop))
+    try:
+        await run_standalone(settings)
+    finally:
+        stop.set()
+        await server
+        await db.dispose()
 
 
 @main.command()

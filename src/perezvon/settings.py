@@ -131,11 +131,35 @@ class Settings:
     worker_lease_s: float = 30.0
     sip_rtp_ports: tuple[int, int] | None = None
     log_level: str = "info"
+    log_format: str = "text"
+    metrics_token: str = ""
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     demo: bool = False
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _operating_settings() -> dict[str, object]:
+    """Logs and metrics (docs/deployment.md, "Watching it")."""
+    log_format = (_env_str("PEREZVON_LOG_FORMAT") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"PEREZVON_LOG_FORMAT must be text or json, got {log_format!r}")
+    log_level = _env_str("PEREZVON_LOG_LEVEL", "info").lower()
+    if log_level not in ("debug", "info", "warning", "error", "critical"):
+        raise SettingsError(f"PEREZVON_LOG_LEVEL must be debug, info, warning or error, got {log_level!r}")
+    metrics_port = _env_int("PEREZVON_METRICS_PORT", 0) or None
+    if metrics_port is not None and not 1 <= metrics_port <= 65535:
+        raise SettingsError(f"PEREZVON_METRICS_PORT must be a port (1..65535), got {metrics_port}")
+    return {
+        "log_level": log_level,
+        "log_format": log_format,
+        "metrics_token": _env_str("PEREZVON_METRICS_TOKEN"),
+        "metrics_port": metrics_port,
+        "metrics_host": _env_str("PEREZVON_METRICS_HOST", "127.0.0.1"),
+    }
 
 
 def load_settings() -> Settings:
@@ -184,7 +208,7 @@ def load_settings() -> Settings:
         worker_concurrency=_env_int("PEREZVON_WORKER_CONCURRENCY", 50),
         worker_lease_s=_env_float("PEREZVON_WORKER_LEASE_S", 30.0),
         sip_rtp_ports=_env_port_range("PEREZVON_SIP_RTP_PORTS"),
-        log_level=_env_str("PEREZVON_LOG_LEVEL", "info"),
+        **_operating_settings(),
         demo=_env_bool("PEREZVON_DEMO", False),
     )
 

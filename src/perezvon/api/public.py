@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from ..domain.errors import PublicError, throttled
 from ..domain.request_rules import validate_request
+from ..ops.metrics import public_request
 from ..services.intake import Intake
 from ..services.onpage import analytics_of, page_widgets, request_status
 from ..settings import Settings
@@ -47,8 +48,8 @@ def _state(request: Request) -> tuple[Intake, Settings]:
     return request.app.state.intake, request.app.state.settings
 
 
-async def _guarded(request: Request, handler) -> Response:  # type: ignore[no-untyped-def]
-    """Per-IP limit, JSON body, error shape and CORS headers, common to every counted endpoint."""
+async def _guarded(request: Request, endpoint: str, handler) -> Response:  # type: ignore[no-untyped-def]
+    """Per-IP limit, JSON body, error shape, CORS headers and metrics, common to every counted endpoint."""
     intake, settings = _state(request)
     headers = cors_headers(request)
     try:
@@ -64,11 +65,14 @@ async def _guarded(request: Request, handler) -> Response:  # type: ignore[no-un
         payload = await read_json_object(request)
         origin = request_origin(request, settings, payload.get("sessionId"))
         body = await handler(intake, payload, origin)
+        public_request(endpoint, "ok")
         return json_response(body, 200, headers)
     except PublicError as error:
+        public_request(endpoint, error.type)
         return error_response(error, headers)
     except Exception:
         log.exception("public API request failed")
+        public_request(endpoint, "server_error")
         return error_response(PublicError("server_error", "Internal server error", {}), headers)
 
 
@@ -82,7 +86,7 @@ async def route_key_data(request: Request) -> Response:
         # cells: encode it once per snapshot, not per request. Same bytes as dumps(answer).
         return RawJSON('{"widgetFound":true,"widgetData":' + dumps_shared(data) + "}")
 
-    return await _guarded(request, handle)
+    return await _guarded(request, "routeKeyData", handle)
 
 
 async def create_request(request: Request) -> Response:
@@ -97,7 +101,7 @@ async def create_request(request: Request) -> Response:
             answer["analytics"] = events  # ctw.js sends them to the page's dataLayer, Metrica, GA4
         return answer
 
-    return await _guarded(request, handle)
+    return await _guarded(request, "createRequest", handle)
 
 
 async def create_session(request: Request) -> Response:
@@ -111,11 +115,14 @@ async def create_session(request: Request) -> Response:
             raise throttled("request_throttle_count", f"Too many tracking sessions from {origin.ip}", retry)
         payload = await read_json_object(request)
         session_id = await intake.create_session(payload.get("site"), payload, origin)
+        public_request("session", "ok")
         return json_response({"sessionId": session_id}, 200, headers)
     except PublicError as error:
+        public_request("session", error.type)
         return error_response(error, headers)
     except Exception:
         log.exception("tracking session creation failed")
+        public_request("session", "server_error")
         return error_response(PublicError("server_error", "Internal server error", {}), headers)
 
 
