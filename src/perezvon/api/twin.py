@@ -5,8 +5,10 @@ A back end already integrated with Calltouch changes only its base URL.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -15,10 +17,12 @@ from starlette.routing import Route
 
 from ..domain.errors import PublicError
 from ..domain.request_rules import validate_request
+from ..ops.metrics import public_request
 from ..services.accounts import Principal, authenticate_token
 from ..services.catalog import Catalog
 from ..services.intake import Intake
 from ..shapes.resources import UTM_KEYS
+from ..store.idempotency import IdempotencyKeys
 from .http import json_response, request_origin
 
 log = logging.getLogger("perezvon.api.twin")
@@ -72,6 +76,66 @@ def _clean_body(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 async def create(request: Request) -> Response:
+    key = request.headers.get("idempotency-key")
+    response = await _create(request) if key is None else await _idempotent_create(request, key)
+    public_request("serverCreate", _outcome(response))
+    return response
+
+
+_OUTCOME_OF_CODE = {code: kind for kind, code in reversed(TYPE_CODES.items())}
+_OUTCOME_OF_CODE[CODE_INVALID_PHONE] = "validation_error"
+
+
+def _outcome(response: Response) -> str:
+    """The metrics label of an answer: ``ok`` or the error type its Calltouch code stands for."""
+    if response.status_code == 200 and b"widgetRequestId" in response.body:
+        return "ok"
+    if response.status_code == 403:
+        return "unauthorized"
+    if response.status_code >= 500:
+        return "server_error"
+    if "retry-after" in response.headers:
+        return "request_throttle_count"
+    try:
+        code = json.loads(response.body)["data"]["apiErrorData"]["errorCode"]
+    except (ValueError, KeyError, TypeError):
+        return "validation_error"
+    return _OUTCOME_OF_CODE.get(code, "validation_error")
+
+
+_GOOD_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, as Stripe and the IETF draft allow
+
+
+async def _idempotent_create(request: Request, key: str) -> Response:
+    """A perezvon extension: the same ``Idempotency-Key`` (per access token, 24 h) replays the first
+    accepted answer instead of creating the request again (docs/api.md)."""
+    if not _GOOD_KEY.fullmatch(key):
+        return refusal(CODE_VALIDATION, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+    token = request.headers.get("access-token") or ""
+    scope = hashlib.sha256(token.encode()).hexdigest()
+    fingerprint = hashlib.sha256(await request.body()).hexdigest()
+    keys = IdempotencyKeys(request.app.state.db)
+    claim = await keys.claim(scope, key, fingerprint)
+    if claim.status_code is not None:
+        return Response(claim.body, claim.status_code, media_type="application/json",
+                        headers={"Idempotent-Replayed": "true"})
+    if claim.mismatch:
+        return refusal(CODE_VALIDATION, "This Idempotency-Key was used with another request body", 422)
+    if claim.busy:
+        return refusal(CODE_VALIDATION, "A request with this Idempotency-Key is still in progress", 409)
+    try:
+        response = await _create(request)
+    except BaseException:
+        await keys.release(scope, key)
+        raise
+    if response.status_code == 200:
+        await keys.record(scope, key, 200, bytes(response.body).decode())
+    else:  # nothing was created: a retry is judged anew
+        await keys.release(scope, key)
+    return response
+
+
+async def _create(request: Request) -> Response:
     intake: Intake = request.app.state.intake
     settings = request.app.state.settings
     who = await authenticate_token(request.app.state.db, request.headers.get("access-token"), settings.admin_token)

@@ -249,3 +249,18 @@ api_points_usage = Table(
     Column("points", Integer(), nullable=False),
 )
 
+
+# Answers of the server-side create given an Idempotency-Key, kept 24 h (store/idempotency.py).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    _pk(),
+    Column("scope", String(64), nullable=False),  # SHA-256 of the access token: keys are per token
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of the request body
+    Column("status_code", Integer(), nullable=True),  # NULL while the first request is in progress
+    Column("body", Text(), nullable=True),
+    _created(),
+    UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),
+    Index("ix_idempotency_keys_created", "created_at"),
+)
