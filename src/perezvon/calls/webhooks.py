@@ -25,6 +25,7 @@ import httpx
 
 from .. import __version__
 from ..clock import SYSTEM_CLOCK, Clock
+from ..ops.metrics import webhook_delivery
 from ..store import outbox
 from ..store.db import Database
 
@@ -164,6 +165,7 @@ class WebhookSender:
             values = outbox.retry_or_fail(self._retry_at(row), None, f"internal error: {type(exc).__name__}")
             del values["last_status_code"]
         await outbox.record_try(self.db, row["id"], values)
+        webhook_delivery("retry" if values["status"] == outbox.PENDING else values["status"])
 
     def _retry_at(self, row: dict[str, Any]) -> datetime:
         return self.clock.now() + timedelta(seconds=self.backoff.delay(row["tries"]))
