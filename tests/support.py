@@ -98,20 +98,23 @@ def start_server(
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    wait_port(port, process, log_path)
+    return LiveServer(f"http://127.0.0.1:{port}", process, database_url, log_path)
+
+
+def wait_port(port: int, process: subprocess.Popen, log_path: Path, timeout: float = 30) -> None:
+    """Return once ``process`` listens on ``port``; fail with its log if it exits or never does."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log_path.read_text(errors='replace')}")
+            raise RuntimeError(f"{process.args} exited early:\n{log_path.read_text(errors='replace')}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
+                return
         except OSError:
             time.sleep(0.05)  # polling a port that has no event to await
-    else:
-        process.kill()
-        raise RuntimeError(f"server did not start:\n{log_path.read_text(errors='replace')}")
-    return LiveServer(base_url, process, database_url, log_path)
+    process.kill()
+    raise RuntimeError(f"{process.args} did not listen on {port}:\n{log_path.read_text(errors='replace')}")
 
 
 def stop_server(server: LiveServer) -> None:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from support import ROOT, free_port
+from support import ROOT, free_port, wait_port
 
 DEPLOY = ROOT / "deploy"
 PEREZVON_BIN = Path(sys.executable).parent / "perezvon"
@@ -22,20 +20,6 @@ PEREZVON_BIN = Path(sys.executable).parent / "perezvon"
 def unit_values(path: Path, key: str) -> list[str]:
     """Every ``key=value`` of a systemd unit, in order (Environment= may repeat)."""
     return [line.split("=", 1)[1].strip() for line in path.read_text().splitlines() if line.startswith(key + "=")]
-
-
-def wait_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited early:\n{log.read_text(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)  # polling a port that has no event to await
-    process.kill()
-    raise RuntimeError(f"{process.args} did not listen on {port}:\n{log.read_text(errors='replace')}")
 
 
 @dataclass
