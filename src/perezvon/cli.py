@@ -102,19 +102,16 @@ async def _run_worker(settings) -> None:  # type: ignore[no-untyped-def]
     if settings.metrics_port is None:
         await run_standalone(settings)
         return
-    from .ops.http import metrics_app, serve_metrics
+    from .ops.http import metrics_app, serving
     from .store.db import Database
     from .throttling import Guard
 
     db = Database(settings.database_url, pool_size=1)
     app = metrics_app(settings, db, Guard(redis_url=settings.redis_url))
-    stop = asyncio.Event()
-    server = asyncio.create_task(serve_metrics(app, settings.metrics_host, settings.metrics_port, stop))
     try:
-        await run_standalone(settings)
+        async with serving(app, settings.metrics_host, settings.metrics_port):
+            await run_standalone(settings)
     finally:
-        stop.set()
-        await server
         await db.dispose()
 
 

@@ -13,7 +13,7 @@ import hmac
 import logging
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -79,8 +79,12 @@ def metrics_app(settings: Any, db: Any, guard: Any) -> Starlette:
     return app
 
 
-async def serve_metrics(app: Starlette, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve ``app`` (``metrics_app``) until ``stop`` is set, leaving the process's signals alone."""
+@contextlib.asynccontextmanager
+async def serving(app: Starlette, host: str, port: int) -> AsyncIterator[None]:
+    """Serve ``app`` (``metrics_app``) while the block runs, leaving the process's signals alone.
+
+    Entered once the port listens (so a worker that says it started can be scraped); a port that cannot
+    be bound fails here, loudly, before the worker takes any call."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -94,9 +98,16 @@ async def serve_metrics(app: Starlette, host: str, port: int, stop: asyncio.Even
         )
     )
     task = asyncio.create_task(server.serve(), name="metrics-server")
-    await stop.wait()
-    server.should_exit = True
-    await task
+    while not server.started:  # uvicorn sets a flag, not an event
+        if task.done():
+            task.result()  # uvicorn logged why; a bind failure exits the task with SystemExit
+            raise RuntimeError(f"the metrics server did not start on {host}:{port}")
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
 
 
 # A given id is kept when it is short and plain (it ends up in logs and headers), else one is made.
