@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -46,9 +47,16 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(async_url(database_url), pool_size=pool_size)
             _configure_sqlite(self.engine)
         else:
+            # No pool_pre_ping: on asyncpg it costs three round trips per checkout. _configure_postgresql
+            # checks what is free instead, and pings only connections that sat idle.
             self.engine = create_async_engine(
-                async_url(database_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+                async_url(database_url),
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=False,
+                connect_args={"timeout": CONNECT_TIMEOUT_S},
             )
+            _configure_postgresql(self.engine)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -70,6 +78,33 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+CONNECT_TIMEOUT_S = 5.0  # an unreachable server fails a request in seconds, not asyncpg's default minute
+IDLE_PING_S = 10.0
+
+
+def _configure_postgresql(engine: AsyncEngine) -> None:
+    """Hand out no pooled connection that is known dead, so every process recovers from a database restart
+    by itself, idle ones included: a connection the server closed (asyncpg notices at once, even while
+    it sits in the pool) is replaced, and one idle for over ``IDLE_PING_S`` (a silent network drop) is
+    pinged first. Raising DisconnectionError makes the pool discard it and connect anew."""
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        driver = getattr(dbapi_connection, "_connection", None)
+        if driver is not None and driver.is_closed():
+            raise exc.DisconnectionError("the server closed this pooled connection")
+        if time.monotonic() - record.info.get("checked_in_at", time.monotonic()) > IDLE_PING_S:
+            try:
+                dbapi_connection.ping()
+            except Exception as error:
+                raise exc.DisconnectionError(f"idle pooled connection is gone: {error}") from error
+
+    @event.listens_for(sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["checked_in_at"] = time.monotonic()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

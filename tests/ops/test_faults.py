@@ -1,0 +1,64 @@
+"""Faults on a PostgreSQL of the test's own: stopped under an API process and started again."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support import ADMIN_TOKEN, start_server, stop_server
+
+from .faults_support import ThrowawayPostgres, pg_bin
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+ALWAYS = {"utcTimezone": "UTC+00:00", "hours": [{"dayOfWeek": d, "hour": h} for d in range(1, 8) for h in range(24)]}
+
+
+@pytest.fixture
+def postgres() -> Iterator[ThrowawayPostgres]:
+    if pg_bin("initdb") is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    # Not under pytest's tmp_path: its parents are private to us, and the server may run as postgres.
+    cluster = ThrowawayPostgres(Path(tempfile.mkdtemp(prefix="perezvon-pg-"))).init()
+    yield cluster
+    cluster.destroy()
+
+
+def test_api_processes_answer_promptly_during_an_outage_and_recover_by_themselves(postgres, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Two API processes: "busy" is asked during the outage, "idle" is not (its pool holds dead connections).
+    busy, idle = (start_server(postgres.url, tmp_path, env={"PEREZVON_RUN_WORKER": "false"}) for _ in range(2))
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    try:
+        with (
+            httpx.Client(base_url=busy.base_url, timeout=10) as b,
+            httpx.Client(base_url=idle.base_url, timeout=10) as i,
+        ):
+            site = b.post("/api/admin/v1/sites", headers=admin, json={"name": "Shop"}).json()
+            b.post(
+                f"/api/admin/v1/sites/{site['id']}/widgets",
+                headers=admin,
+                json={"routeKey": "my_form_1", "schedule": ALWAYS},
+            )
+            body = {"site": site["siteKey"], "routeKey": "my_form_1", "phone": "79001234567"}
+            for client in (b, i):  # both pools warm
+                assert client.post("/api/widget/v1/requests", json=body).status_code == 200
+
+            postgres.stop("immediate")
+            # While it is down: a prompt server_error (the client's 10 s timeout would raise), never a hang.
+            down = b.post("/api/widget/v1/requests", json=body)
+            assert down.status_code == 500 and down.json()["type"] == "server_error"
+            ready = b.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["checks"]["database"] != "ok"
+
+            postgres.start()
+            for client in (i, b):  # the idle one first: no failure taught its pool that the server restarted
+                again = client.post("/api/widget/v1/requests", json=body)
+                assert again.status_code == 200, again.text
+                assert client.get("/readyz").json() == {"status": "ok", "checks": {"database": "ok"}}
+            assert b.get("/api/admin/v1/requests", headers=admin).json()["total"] == 4
+    finally:
+        stop_server(busy)
+        stop_server(idle)
