@@ -59,8 +59,8 @@ def run_unit(unit: Path, workdir: Path, env: dict[str, str], instance: str = "",
     return started
 
 
-def start_redis(workdir: Path) -> Started:
-    port = free_port()
+def start_redis(workdir: Path, port: int | None = None) -> Started:
+    port = port or free_port()
     log_path = workdir / "redis.log"
     process = subprocess.Popen(
         [

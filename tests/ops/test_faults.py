@@ -1,4 +1,5 @@
-"""Faults on a PostgreSQL of the test's own: stopped under an API process and started again."""
+"""Faults on servers of the test's own (a PostgreSQL cluster, a redis-server): stopped under API processes
+and started again; the machine's shared ones are never touched."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 
 from support import ADMIN_TOKEN, start_server, stop_server
 
+from .deploy_support import start_redis
 from .faults_support import ThrowawayPostgres, pg_bin
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = pytest.mark.e2e
 ALWAYS = {"utcTimezone": "UTC+00:00", "hours": [{"dayOfWeek": d, "hour": h} for d in range(1, 8) for h in range(24)]}
 
 
@@ -27,6 +29,7 @@ def postgres() -> Iterator[ThrowawayPostgres]:
     cluster.destroy()
 
 
+@pytest.mark.postgres
 def test_api_processes_answer_promptly_during_an_outage_and_recover_by_themselves(postgres, tmp_path) -> None:  # type: ignore[no-untyped-def]
     # Two API processes: "busy" is asked during the outage, "idle" is not (its pool holds dead connections).
     busy, idle = (start_server(postgres.url, tmp_path, env={"PEREZVON_RUN_WORKER": "false"}) for _ in range(2))
@@ -62,3 +65,45 @@ def test_api_processes_answer_promptly_during_an_outage_and_recover_by_themselve
     finally:
         stop_server(busy)
         stop_server(idle)
+
+
+def test_while_redis_is_away_public_calls_answer_server_error_and_recover_by_themselves(sqlite_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The documented choice: limits stay exact (shared in Redis) or the call is refused; no silent
+    per-process fallback that would let a visitor through N times the limit."""
+    redis = start_redis(tmp_path)
+    server = start_server(
+        sqlite_url,
+        tmp_path,
+        env={
+            "PEREZVON_RUN_WORKER": "false",
+            "PEREZVON_IP_RATE_LIMIT": "5",
+            "PEREZVON_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+        },
+    )
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            site = client.post("/api/admin/v1/sites", headers=admin, json={"name": "Shop"}).json()
+            client.post(
+                f"/api/admin/v1/sites/{site['id']}/widgets",
+                headers=admin,
+                json={"routeKey": "my_form_1", "schedule": ALWAYS},
+            )
+            body = {"site": site["siteKey"], "routeKey": "my_form_1", "phone": "79001234567"}
+            assert client.post("/api/widget/v1/requests", json=body).status_code == 200
+
+            redis.stop()
+            down = client.post("/api/widget/v1/requests", json=body)
+            assert down.status_code == 500 and down.json()["type"] == "server_error"
+            ready = client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"] == "ok" and ready.json()["checks"]["redis"] != "ok"
+
+            redis = start_redis(tmp_path, redis.port)
+            again = client.post("/api/widget/v1/requests", json={**body, "phone": "79001234568"})
+            assert again.status_code == 200, again.text
+            assert client.get("/readyz").status_code == 200
+            assert client.get("/api/admin/v1/requests", headers=admin).json()["total"] == 2
+    finally:
+        stop_server(server)
+        redis.stop()
