@@ -39,6 +39,11 @@ async def scrape_until(client: httpx.AsyncClient, done, timeout: float = 30) -> 
 
 
 async def test_a_worker_serves_its_metrics_and_health_on_its_port(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        _, ids = await seed(db, 2)  # due now; the simulated line answers and talks
+    finally:
+        await db.dispose()
     port = free_port()
     worker = await start_worker(
         database_url,
@@ -52,22 +57,26 @@ async def test_a_worker_serves_its_metrics_and_health_on_its_port(database_url: 
             assert (await client.get("/healthz")).json() == {"status": "ok"}
             assert (await client.get("/readyz")).json() == {"status": "ok", "checks": {"database": "ok"}}
             assert (await client.get("/metrics", headers={"Authorization": ""})).status_code == 401
-            text = (await client.get("/metrics")).text
-            for name in (
-                "perezvon_requests_due",
-                "perezvon_active_calls",
-                "perezvon_call_attempts_total",
-                "perezvon_dispatch_lateness_seconds_bucket",
-                "perezvon_billed_seconds_total",
-                "perezvon_webhook_deliveries_total",
-                "perezvon_public_requests_total",
-            ):
+            connected = 'perezvon_call_attempts_total{outcome="connected"}'
+            text = await scrape_until(
+                client, lambda t: sample(t, connected) == 2 and sample(t, "perezvon_active_calls") == 0
+            )
+            assert sample(text, connected) == 2, text
+            assert sample(text, "perezvon_billed_seconds_total") >= 2  # a connected call bills at least a second
+            assert sample(text, "perezvon_dispatch_lateness_seconds_count") == 2
+            assert sample(text, "perezvon_requests_due") == 0
+            for name in ("perezvon_webhook_deliveries_total", "perezvon_public_requests_total"):
                 assert name in text, name
     finally:
         worker.terminate()
         assert await worker.wait() == 0, worker.output
-    for line in worker.lines:
-        json.loads(line)  # every line of the worker's log is one JSON object
+    lines = [json.loads(line) for line in worker.lines]  # every line of the worker's log is one JSON object
+    attempts = [line for line in lines if line.get("callback_request_id") in ids and "attempt" in line["message"]]
+    ended = [line for line in attempts if line["message"].endswith("s billed")]
+    assert len(ended) == 2 and all("connected" in line["message"] and line["level"] == "INFO" for line in ended)
+    assert all(isinstance(line["attempt_id"], int) for line in attempts)
+    assert all("(7900***4567)" in line["message"] for line in attempts)
+    assert "79001234567" not in worker.output
 
 
 def test_serve_writes_json_lines_with_request_ids_and_masked_phones(sqlite_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -130,3 +139,33 @@ async def test_requests_due_counts_what_waits(database_url: str) -> None:
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             assert sample((await client.get("/metrics")).text, "perezvon_requests_due") == 3
+
+
+async def test_serve_counts_its_in_process_workers_calls(live_server) -> None:  # type: ignore[no-untyped-def]
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    always = {
+        "utcTimezone": "UTC+00:00",
+        "hours": [{"dayOfWeek": d, "hour": h} for d in range(1, 8) for h in range(24)],
+    }
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as client:
+        site = (
+            await client.post("/api/admin/v1/sites", headers=admin, json={"name": "Live", "minutesBalance": 10})
+        ).json()
+        await client.post(
+            f"/api/admin/v1/sites/{site['id']}/widgets",
+            headers=admin,
+            json={
+                "routeKey": "my_form_1",
+                "operatorPhones": ["79990000010"],
+                "schedule": always,
+                "callback": {"announcement": False},
+            },
+        )
+        created = await client.post(
+            "/api/widget/v1/requests", json={"site": site["siteKey"], "routeKey": "my_form_1", "phone": "79001234567"}
+        )
+        assert created.status_code == 200
+        connected = 'perezvon_call_attempts_total{outcome="connected"}'
+        text = await scrape_until(client, lambda t: sample(t, connected) == 1)
+    assert sample(text, connected) == 1, live_server.log()
+    assert sample(text, 'perezvon_public_requests_total{endpoint="createRequest",outcome="ok"}') == 1

@@ -19,8 +19,11 @@ from typing import Any
 from ..clock import SYSTEM_CLOCK, Clock
 from ..domain import callback as cb
 from ..domain.announcement import announcement_text
+from ..domain.billing import billed_seconds
 from ..domain.phone import region_of
 from ..domain.redial import Decision
+from ..ops import metrics
+from ..ops.logs import attempt_context, mask_phones
 from ..services.requests import AttemptFacts, RequestLife, status_event
 from ..store.due_queue import Claim
 from ..store.snapshots import SiteSnapshot
@@ -142,7 +145,25 @@ class AttemptRunner:
     # -- one attempt ----------------------------------------------------------------------------------------
 
     async def run_attempt(self, claim: Claim) -> str:
-        """Make the claimed attempt and record it; returns the outcome. Cancelling it records ``interrupted``."""
+        """Make the claimed attempt and record it; returns the outcome. Cancelling it records ``interrupted``.
+
+        Every log line written meanwhile (in this task) names the request and the attempt; one INFO line
+        says the attempt started and one how it ended; the metrics count it (ops/metrics.py)."""
+        with attempt_context(claim.request_id, claim.attempt_id):
+            due = claim.request.get("next_attempt_at")
+            metrics.attempt_started((claim.started_at - due).total_seconds() if due is not None else 0.0)
+            phone = mask_phones(str(claim.request.get("phone", "")))
+            log.info("request %s attempt %s (%s): calling", claim.request_id, claim.attempt_number, phone)
+            outcome, billed = cb.ERROR, 0
+            try:
+                outcome, billed = await self._run_attempt(claim)
+            finally:
+                metrics.attempt_finished(outcome, billed)
+                log.info("request %s attempt %s (%s): %s, %d s billed", claim.request_id, claim.attempt_number,
+                         phone, outcome, billed)
+            return outcome
+
+    async def _run_attempt(self, claim: Claim) -> tuple[str, int]:
         self._publish(claim, cb.DIALING)
         call = _Call(claim, AttemptRecord())
         try:
@@ -166,10 +187,12 @@ class AttemptRunner:
             call.record.timer.cancel()
         self.closing.add(claim.request_id)
         try:
-            await asyncio.shield(self.finish(claim, outcome, call.record, call.context))
+            decision = await asyncio.shield(self.finish(claim, outcome, call.record, call.context))
         finally:
             self.closing.discard(claim.request_id)
-        return outcome
+        # What close_attempt charged: a connected call's bridged time, nothing when the claim was lost.
+        billed = billed_seconds(call.record.bridged_s) if outcome == cb.CONNECTED and decision is not None else 0
+        return outcome, billed
 
     async def _walk(self, call: _Call) -> str:
         assert call.context is not None
