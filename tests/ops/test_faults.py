@@ -107,3 +107,79 @@ def test_while_redis_is_away_public_calls_answer_server_error_and_recover_by_the
     finally:
         stop_server(server)
         redis.stop()
+
+
+async def test_a_call_in_progress_outlives_a_database_outage_shorter_than_its_lease(postgres) -> None:  # type: ignore[no-untyped-def]
+    """Its final write waits for the database and is recorded once: not cut, not redialled."""
+    from calls.workers import seed, start_worker
+    from perezvon.store.db import Database
+
+    worker = await start_worker(
+        postgres.url, PEREZVON_SIM_RING_S="0.1", PEREZVON_SIM_TALK_S="1.5", PEREZVON_WORKER_LEASE_S="20"
+    )
+    try:
+        db = Database(postgres.url)
+        try:
+            _, [request_id] = await seed(db, 1)
+        finally:
+            await db.dispose()
+        await wait_for_line(worker, f"request {request_id} attempt 1 (7900***4567): calling")
+        await wait_until_talking(postgres.url, request_id)
+        postgres.stop("immediate")  # mid-call: it ends (and tries to record itself) while the server is down
+        await wait_for_line(worker, f"request {request_id}: recording attempt 1: the database is unreachable")
+        postgres.start()
+        await wait_for_line(worker, f"request {request_id} attempt 1 (7900***4567): connected")
+    finally:
+        worker.terminate()
+        await worker.wait()
+    db = Database(postgres.url)
+    try:
+        async with db.read() as conn:
+            from sqlalchemy import text
+
+            status = (
+                await conn.execute(text(f"SELECT status FROM callback_requests WHERE id = {request_id}"))
+            ).scalar()
+            attempts = (
+                await conn.execute(
+                    text(f"SELECT outcome, billed_seconds FROM call_attempts WHERE request_id = {request_id}")
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    assert status == "completed", worker.output
+    assert [(outcome, billed >= 1) for outcome, billed in attempts] == [("connected", True)], worker.output
+
+
+async def wait_for_line(worker, text: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    """The worker's log is the event: wait (bounded) until a line contains ``text``."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not any(text in line for line in worker.lines):
+        assert loop.time() < deadline, f"no {text!r} in:\n{worker.output}"
+        await asyncio.sleep(0.02)
+
+
+async def wait_until_talking(url: str, request_id: int, timeout: float = 30) -> None:
+    """The live journal is the event: the visitor answered (the worker wrote it while the call runs)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from perezvon.store.db import Database
+
+    db = Database(url)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    query = text(f"SELECT client_answered_at FROM call_attempts WHERE request_id = {request_id}")
+    try:
+        while True:
+            async with db.read() as conn:
+                if (await conn.execute(query)).scalar() is not None:
+                    return
+            assert loop.time() < deadline, "the visitor never answered"
+            await asyncio.sleep(0.02)
+    finally:
+        await db.dispose()

@@ -25,6 +25,7 @@ from ..domain.redial import Decision
 from ..ops import metrics
 from ..ops.logs import attempt_context, mask_phones
 from ..services.requests import AttemptFacts, RequestLife, status_event
+from ..store.db import retry_transient
 from ..store.due_queue import Claim
 from ..store.snapshots import SiteSnapshot
 from .dialer.base import CallLeg, Dialer, RingResult, Trunk
@@ -110,8 +111,12 @@ class AttemptRunner:
         speaker: Speaker = silent_speaker,
         recordings_dir: str = "",
         clock: Clock = SYSTEM_CLOCK,
+        write_retry_s: float = 30.0,
     ) -> None:
         self.life = life
+        # How long an attempt's final write waits out a database outage: the lease, past which the
+        # request may be another worker's (and recovery records the attempt instead).
+        self.write_retry_s = write_retry_s
         self.snapshots = life.snapshots
         self.dialer = dialer
         self.bus = bus or EventBus()
@@ -167,7 +172,11 @@ class AttemptRunner:
         self._publish(claim, cb.DIALING)
         call = _Call(claim, AttemptRecord())
         try:
-            call.context = await self.context(claim.request)
+            call.context = await retry_transient(  # a short outage delays the call; it does not fail it
+                lambda: self.context(claim.request),
+                give_up_after=self.write_retry_s,
+                what=f"request {claim.request_id}: loading its site",
+            )
             call.trunk = trunk_of_site(call.context.site)
             outcome = await self._walk(call)
         except asyncio.CancelledError:
@@ -187,12 +196,26 @@ class AttemptRunner:
             call.record.timer.cancel()
         self.closing.add(claim.request_id)
         try:
-            decision = await asyncio.shield(self.finish(claim, outcome, call.record, call.context))
+            decision = await asyncio.shield(self._finish_despite_outages(claim, outcome, call))
         finally:
             self.closing.discard(claim.request_id)
         # What close_attempt charged: a connected call's bridged time, nothing when the claim was lost.
         billed = billed_seconds(call.record.bridged_s) if outcome == cb.CONNECTED and decision is not None else 0
         return outcome, billed
+
+    async def _finish_despite_outages(self, claim: Claim, outcome: str, call: _Call) -> Decision | None:
+        """``finish``, retried while the database is away (closing is conditional on still holding the
+        claim, so a retry after a commit whose answer was lost changes nothing)."""
+        try:
+            return await retry_transient(
+                lambda: self.finish(claim, outcome, call.record, call.context),
+                give_up_after=self.write_retry_s,
+                what=f"request {claim.request_id}: recording attempt {claim.attempt_number}",
+            )
+        except Exception:
+            log.exception("request %s: attempt %s could not be recorded; it is recovered once its lease runs out",
+                          claim.request_id, claim.attempt_number)
+            return None
 
     async def _walk(self, call: _Call) -> str:
         assert call.context is not None

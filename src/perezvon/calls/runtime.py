@@ -80,6 +80,7 @@ class Runtime:
             bus=self.bus,
             speaker=self.speaker or silent_speaker,
             recordings_dir=self.settings.recordings_dir,
+            write_retry_s=self.settings.worker_lease_s,
         )
         queue = DueQueue(self.db, new_worker_id(), self.settings.worker_lease_s)
         self.worker = Worker(

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def async_url(database_url: str) -> str:
@@ -29,6 +34,35 @@ def sqlite_path(database_url: str) -> Path | None:
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
     return Path(url.database)
+
+
+def is_transient(error: BaseException) -> bool:
+    """A database error worth retrying: the server is away or the connection broke, not a bad statement."""
+    if isinstance(error, (OSError, TimeoutError, exc.DisconnectionError)):
+        return True  # ConnectionRefusedError on connect, a reset socket, a pool that could not reconnect
+    if isinstance(error, exc.DBAPIError):
+        return error.connection_invalidated or isinstance(error, (exc.OperationalError, exc.InterfaceError))
+    return False
+
+
+async def retry_transient(
+    operation: Callable[[], Awaitable[T]], *, give_up_after: float, what: str, first_delay: float = 0.25
+) -> T:
+    """Run ``operation`` until it succeeds, waiting out transient database errors (``is_transient``) for at
+    most ``give_up_after`` seconds; any other error, or one past that, is raised. For writes that must
+    not be lost to a short outage and are safe to repeat (conditional on still holding the row)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + give_up_after
+    delay = first_delay
+    while True:
+        try:
+            return await operation()
+        except Exception as error:
+            if not is_transient(error) or loop.time() + delay > deadline:
+                raise
+            log.warning("%s: the database is unreachable (%s); retrying in %.2g s", what, error, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 class Database:
