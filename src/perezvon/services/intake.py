@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -76,21 +78,32 @@ class Intake:
                 {"origin": origin},
             )
 
-    async def check_points(self, snapshot: SiteSnapshot, method: str, now: datetime) -> int:
-        cost = int((snapshot.site["api_point_costs"] or {}).get(method, DEFAULT_POINT_COSTS.get(method, 1)))
-        budget = snapshot.site["api_points_per_day"]
-        if cost > 0 and budget >= 0:
-            spent = await points_spent_today(self.guard, snapshot.site, now)
-            if spent + cost > budget:
-                raise PublicError(
-                    "api_points_exhausted",
-                    "The site's daily API points budget is spent; it resets at midnight in the site's time zone",
-                    {"pointsPerDay": budget, "pointsSpent": spent},
-                )
-        return cost
+    @asynccontextmanager
+    async def paying(self, snapshot: SiteSnapshot, method: str, now: datetime) -> AsyncIterator[None]:
+        """The call's API points, taken before the work and given back if the call is refused or fails.
 
-    async def spend(self, snapshot: SiteSnapshot, cost: int, now: datetime) -> None:
-        await self.guard.spend_points(snapshot.id, site_day(snapshot.site, now), cost)
+        Taken up front in one atomic step (INCRBY in Redis, in-process otherwise) and checked against
+        the budget afterwards, so concurrent calls, in one process or many, never spend past the
+        budget: a check and a later spend let every call in flight through (8 of 8 with 3 points)."""
+        cost = int((snapshot.site["api_point_costs"] or {}).get(method, DEFAULT_POINT_COSTS.get(method, 1)))
+        if cost <= 0:
+            yield
+            return
+        budget = snapshot.site["api_points_per_day"]
+        day = site_day(snapshot.site, now)
+        spent = await self.guard.spend_points(snapshot.id, day, cost)
+        if budget >= 0 and spent > budget:
+            await self.guard.refund_points(snapshot.id, day, cost)
+            raise PublicError(
+                "api_points_exhausted",
+                "The site's daily API points budget is spent; it resets at midnight in the site's time zone",
+                {"pointsPerDay": budget, "pointsSpent": spent - cost},
+            )
+        try:
+            yield
+        except BaseException:
+            await self.guard.refund_points(snapshot.id, day, cost)
+            raise
 
     @staticmethod
     def active_widget(snapshot: SiteSnapshot | None, route_key: str) -> dict[str, Any] | None:
@@ -112,14 +125,11 @@ class Intake:
         errors.raise_if_any()
         if snapshot is None:
             return {"widgetFound": False, "widgetData": None}
-        cost = await self.check_points(snapshot, "getRouteKeyData", now)
-        widget = self.active_widget(snapshot, route_key)  # type: ignore[arg-type]
-        if widget is None:
-            answer: dict[str, Any] = {"widgetFound": False, "widgetData": None}
-        else:
-            answer = {"widgetFound": True, "widgetData": self.widget_data(snapshot, widget, now)}
-        await self.spend(snapshot, cost, now)
-        return answer
+        async with self.paying(snapshot, "getRouteKeyData", now):
+            widget = self.active_widget(snapshot, route_key)  # type: ignore[arg-type]
+            if widget is None:
+                return {"widgetFound": False, "widgetData": None}
+            return {"widgetFound": True, "widgetData": self.widget_data(snapshot, widget, now)}
 
     @staticmethod
     def widget_data(snapshot: SiteSnapshot, widget: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -161,33 +171,32 @@ class Intake:
         """
         now = utcnow()
         snapshot, widget, schedule = self._check_fields(snapshot, request, errors, origin, now)
-        cost = await self.check_points(snapshot, method, now)
-        if request.phone in snapshot.blacklist:
-            raise PublicError("request_phone_blacklisted", "This phone number is blacklisted", {})
-        due_at = self._due_at(widget, schedule, request, now)
-        session_id = await self._session_of_site(origin.session_id, snapshot.id)
-        await self._check_throttles(
-            widget, request.phone, f"s{session_id}" if session_id is not None else f"ip{origin.ip}"
-        )
-        extra = extra or {}
-        values = dict(
-            site_id=snapshot.id,
-            widget_id=widget["id"],
-            route_key=request.route_key,
-            phone=request.phone,
-            fields=request.fields,
-            custom_fields=request.custom_fields,
-            tags=request.tags,
-            unit_id=request.unit_id,
-            schedule_time=request.schedule_time,
-            session_id=session_id,
-            source=source,
-            call_url=extra.get("callUrl"),
-            utm=extra.get("utm") or {},
-            status_token=new_status_token(),
-        )
-        request_id = await self.life.accept(values, due_at, snapshot.site["webhook_urls"] or (), now)
-        await self.spend(snapshot, cost, now)
+        async with self.paying(snapshot, method, now):  # given back if any rule below refuses
+            if request.phone in snapshot.blacklist:
+                raise PublicError("request_phone_blacklisted", "This phone number is blacklisted", {})
+            due_at = self._due_at(widget, schedule, request, now)
+            session_id = await self._session_of_site(origin.session_id, snapshot.id)
+            await self._check_throttles(
+                widget, request.phone, f"s{session_id}" if session_id is not None else f"ip{origin.ip}"
+            )
+            extra = extra or {}
+            values = dict(
+                site_id=snapshot.id,
+                widget_id=widget["id"],
+                route_key=request.route_key,
+                phone=request.phone,
+                fields=request.fields,
+                custom_fields=request.custom_fields,
+                tags=request.tags,
+                unit_id=request.unit_id,
+                schedule_time=request.schedule_time,
+                session_id=session_id,
+                source=source,
+                call_url=extra.get("callUrl"),
+                utm=extra.get("utm") or {},
+                status_token=new_status_token(),
+            )
+            request_id = await self.life.accept(values, due_at, snapshot.site["webhook_urls"] or (), now)
         return Accepted(request_id, due_at, values["status_token"])
 
     def _check_fields(

@@ -144,6 +144,10 @@ class Guard:
             return await self.points_spent(site_id, day)
         return await self.storage.incr(f"points/{site_id}/{day}", POINTS_TTL_S, cost)
 
+    async def refund_points(self, site_id: int, day: str, cost: int) -> int:
+        """Give back points taken for a call that was then refused; returns the new total."""
+        return await self.storage.incr(f"points/{site_id}/{day}", POINTS_TTL_S, -cost)
+
     async def reset(self) -> None:
         await self.storage.reset()
 
