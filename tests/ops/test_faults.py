@@ -3,6 +3,7 @@ and started again; the machine's shared ones are never touched."""
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,3 +184,131 @@ async def wait_until_talking(url: str, request_id: int, timeout: float = 30) -> 
             await asyncio.sleep(0.02)
     finally:
         await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_database_outage_under_load_loses_no_answered_id_and_dials_no_one_twice(postgres, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """20 requests/s at two API processes and a worker; PostgreSQL stopped (-m immediate) for a while."""
+    import asyncio
+    import time
+
+    from calls.workers import start_worker
+
+    env = {"PEREZVON_RUN_WORKER": "false", "PEREZVON_IP_RATE_LIMIT": "0"}
+    apis = [start_server(postgres.url, tmp_path, env=env) for _ in range(2)]
+    worker = await start_worker(
+        postgres.url, PEREZVON_SIM_RING_S="0.1", PEREZVON_SIM_TALK_S="0.5", PEREZVON_WORKER_LEASE_S="20"
+    )
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    answers: list[tuple[float, float, int, dict]] = []  # sent at, took, status, body
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            base = apis[0].base_url
+            site = (
+                await client.post(
+                    f"{base}/api/admin/v1/sites", headers=admin, json={"name": "Load", "minutesBalance": 10_000}
+                )
+            ).json()
+            await client.post(
+                f"{base}/api/admin/v1/sites/{site['id']}/widgets",
+                headers=admin,
+                json={
+                    "routeKey": "my_form_1",
+                    "operatorPhones": ["79990000010"],
+                    "schedule": ALWAYS,
+                    "callback": {"announcement": False},
+                },
+            )
+
+            async def one(n: int) -> None:
+                body = {
+                    "site": site["siteKey"],
+                    "routeKey": "my_form_1",
+                    "phone": f"7900{n:05d}55",
+                }  # 01/02 endings: no answer/busy
+                sent = time.monotonic()
+                response = await client.post(f"{apis[n % 2].base_url}/api/widget/v1/requests", json=body)
+                answers.append((sent, time.monotonic() - sent, response.status_code, response.json()))
+
+            async def load(seconds: float, start: int) -> int:
+                tasks = []
+                for n in range(start, start + int(seconds * 20)):
+                    tasks.append(asyncio.create_task(one(n)))
+                    await asyncio.sleep(0.05)  # the load's own pace: 20 requests per second
+                await asyncio.gather(*tasks)
+                return start + len(tasks)
+
+            n = await load(2, 0)
+            stopped = time.monotonic()
+            postgres.stop("immediate")
+            n = await load(3, n)
+            postgres.start()
+            started = time.monotonic()
+            await load(3, n)
+        accepted = {body["callbackRequestId"] for _, _, status, body in answers if status == 200}
+        during = [(took, status, body) for sent, took, status, body in answers if stopped < sent < started]
+        recovered = min(sent for sent, _, status, _ in answers if status == 200 and sent > started) - started
+        await wait_all_finished(postgres.url, accepted)
+    finally:
+        worker.terminate()
+        await worker.wait()
+        for api in apis:
+            stop_server(api)
+    rows = await attempts_of(postgres.url)
+    sys.stderr.write(
+        f"\n{len(answers)} answers, {len(accepted)} accepted; during the outage {len(during)}, all "
+        f"{sorted({s for _, s, _ in during})}, longest {max(t for t, _, _ in during):.2f} s; "
+        f"longest answer overall {max(a[1] for a in answers):.2f} s; first 200 {recovered:.2f} s after the restart\n"
+    )
+    assert during and all(status >= 500 and body["type"] == "server_error" for _, status, body in during)
+    assert accepted <= set(rows), "an answered id is missing from the journal"
+    twice = {rid: outcomes for rid, outcomes in rows.items() if rid in accepted and outcomes != ["connected"]}
+    assert not twice, twice
+
+
+async def wait_all_finished(url: str, ids: set[int], timeout: float = 40) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+
+    from perezvon.store.db import Database
+
+    db = Database(url)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while True:
+            async with db.read() as conn:
+                query = "SELECT id, status, attempts_made, claimed_until, next_attempt_at FROM callback_requests"
+                left = (await conn.execute(text(query + " WHERE status IN ('pending', 'dialing')"))).all()
+            if not left:
+                return
+            assert loop.time() < deadline, f"requests never finished: {left}"
+            await asyncio.sleep(0.1)
+    finally:
+        await db.dispose()
+
+
+async def attempts_of(url: str) -> dict[int, list[str]]:
+    """Each request's attempt outcomes, in order."""
+    from sqlalchemy import text
+
+    from perezvon.store.db import Database
+
+    db = Database(url)
+    try:
+        async with db.read() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT r.id, a.outcome FROM callback_requests r"
+                        " LEFT JOIN call_attempts a ON a.request_id = r.id ORDER BY r.id, a.number"
+                    )
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    found: dict[int, list[str]] = {}
+    for rid, outcome in rows:
+        found.setdefault(rid, []).append(outcome)
+    return found
