@@ -312,3 +312,50 @@ async def attempts_of(url: str) -> dict[int, list[str]]:
     for rid, outcome in rows:
         found.setdefault(rid, []).append(outcome)
     return found
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_worker_killed_mid_call_loses_nothing_and_no_attempts_overlap(database_url: str) -> None:
+    """kill -9 of one of two workers: its calls are taken over after their lease, never while it could
+    still be on the line, and every request ends."""
+    from sqlalchemy import text
+
+    from calls.workers import seed, start_worker
+    from perezvon.store.db import Database
+
+    env = {"PEREZVON_SIM_RING_S": "0.1", "PEREZVON_SIM_TALK_S": "2", "PEREZVON_WORKER_LEASE_S": "3"}
+    doomed = await start_worker(database_url, **env)
+    db = Database(database_url)
+    try:
+        _, ids = await seed(db, 6, phone="79001234555")
+        await wait_for_line(doomed, "attempt 1 (7900***4555): calling")
+        survivor = await start_worker(database_url, **env)
+        doomed.kill()
+        await doomed.wait()
+        try:
+            await wait_all_finished(database_url, set(ids))
+        finally:
+            survivor.terminate()
+            await survivor.wait()
+        async with db.read() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT request_id, number, started_at, ended_at, outcome, worker FROM call_attempts"
+                        " ORDER BY request_id, number"
+                    )
+                )
+            ).all()
+            statuses = set((await conn.execute(text("SELECT status FROM callback_requests"))).scalars())
+    finally:
+        await db.dispose()
+    assert statuses == {"completed"}
+    taken_over = 0
+    for rid in ids:
+        attempts = [r for r in rows if r.request_id == rid]
+        assert attempts[-1].outcome == "connected", attempts
+        for before, after in zip(attempts, attempts[1:], strict=False):
+            assert before.outcome == "interrupted" and before.ended_at <= after.started_at, attempts
+            taken_over += 1
+    assert taken_over >= 1  # the killed worker had calls in hand
