@@ -359,3 +359,70 @@ async def test_a_worker_killed_mid_call_loses_nothing_and_no_attempts_overlap(da
             assert before.outcome == "interrupted" and before.ended_at <= after.started_at, attempts
             taken_over += 1
     assert taken_over >= 1  # the killed worker had calls in hand
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_kill_9_of_an_api_process_under_load_loses_no_answered_id(database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``serve --workers 2`` at 20 requests/s, one of its processes killed: what the dead one had not
+    answered was never promised, and every id that was answered is in the journal."""
+    import asyncio
+    import os
+    import signal
+
+    from sqlalchemy import text
+
+    from perezvon.store.db import Database
+
+    server = start_server(
+        database_url,
+        tmp_path,
+        args=("serve", "--workers", "2"),
+        env={"PEREZVON_RUN_WORKER": "false", "PEREZVON_IP_RATE_LIMIT": "0"},
+    )
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    accepted: set[int] = set()
+    failed = 0
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+            site = (await client.post("/api/admin/v1/sites", headers=admin, json={"name": "Load"})).json()
+            await client.post(
+                f"/api/admin/v1/sites/{site['id']}/widgets",
+                headers=admin,
+                json={"routeKey": "my_form_1", "schedule": ALWAYS},
+            )
+        children = [
+            int(pid)
+            for pid in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+        ]
+
+        async def one(n: int) -> None:
+            nonlocal failed
+            try:
+                async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as fresh:
+                    answer = await fresh.post(
+                        "/api/widget/v1/requests",
+                        json={"site": site["siteKey"], "routeKey": "my_form_1", "phone": f"7900{n:05d}55"},
+                    )
+                if answer.status_code == 200:
+                    accepted.add(answer.json()["callbackRequestId"])
+            except httpx.TransportError:
+                failed += 1  # the connection died with its process: no answer, so no promise made
+
+        tasks = []
+        for n in range(80):
+            if n == 30:
+                os.kill(children[0], signal.SIGKILL)
+            tasks.append(asyncio.create_task(one(n)))
+            await asyncio.sleep(0.05)  # the load's own pace
+        await asyncio.gather(*tasks)
+    finally:
+        stop_server(server)
+    db = Database(database_url)
+    try:
+        async with db.read() as conn:
+            journal = set((await conn.execute(text("SELECT id FROM callback_requests"))).scalars())
+    finally:
+        await db.dispose()
+    assert accepted <= journal
+    assert len(accepted) >= 40, (len(accepted), failed)  # the other process (and the new one) kept answering
