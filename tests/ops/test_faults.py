@@ -324,15 +324,15 @@ async def test_a_worker_killed_mid_call_loses_nothing_and_no_attempts_overlap(da
     from calls.workers import seed, start_worker
     from perezvon.store.db import Database
 
-    env = {"PEREZVON_SIM_RING_S": "0.1", "PEREZVON_SIM_TALK_S": "2", "PEREZVON_WORKER_LEASE_S": "3"}
+    env = {"PEREZVON_SIM_RING_S": "0.1", "PEREZVON_SIM_TALK_S": "3", "PEREZVON_WORKER_LEASE_S": "3"}
     doomed = await start_worker(database_url, **env)
     db = Database(database_url)
     try:
         _, ids = await seed(db, 6, phone="79001234555")
         await wait_for_line(doomed, "attempt 1 (7900***4555): calling")
-        survivor = await start_worker(database_url, **env)
-        doomed.kill()
+        doomed.kill()  # on the line: its calls talk for 3 s
         await doomed.wait()
+        survivor = await start_worker(database_url, **env)
         try:
             await wait_all_finished(database_url, set(ids))
         finally:

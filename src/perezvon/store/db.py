@@ -41,8 +41,13 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, (OSError, TimeoutError, exc.DisconnectionError)):
         return True  # ConnectionRefusedError on connect, a reset socket, a pool that could not reconnect
     if isinstance(error, exc.DBAPIError):
-        return error.connection_invalidated or isinstance(error, (exc.OperationalError, exc.InterfaceError))
-    return False
+        if error.connection_invalidated or isinstance(error, (exc.OperationalError, exc.InterfaceError)):
+            return True
+        error = error.orig or error
+    # PostgreSQL's own word (asyncpg raises these raw on connect): a connection exception (class 08), or
+    # the server shutting down or still starting up (57P01-57P03, "not yet accepting connections").
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"))
 
 
 async def retry_transient(
