@@ -18,6 +18,10 @@ from perezvon.settings import SettingsError, load_settings
         ("PEREZVON_SIP_RTP_PORTS", "20000-10000"),
         ("PEREZVON_SIP_RTP_PORTS", "80-90"),
         ("PEREZVON_WORKER_CONCURRENCY", "0"),
+        ("PEREZVON_LOG_FORMAT", "xml"),
+        ("PEREZVON_LOG_LEVEL", "loud"),
+        ("PEREZVON_METRICS_PORT", "70000"),
+        ("PEREZVON_METRICS_PORT", "ninety"),
     ],
 )
 def test_a_bad_value_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
