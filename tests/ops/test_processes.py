@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -71,7 +72,11 @@ async def test_a_worker_serves_its_metrics_and_health_on_its_port(database_url: 
         worker.terminate()
         assert await worker.wait() == 0, worker.output
     lines = [json.loads(line) for line in worker.lines]  # every line of the worker's log is one JSON object
-    attempts = [line for line in lines if line.get("callback_request_id") in ids and "attempt" in line["message"]]
+    attempts = [
+        line
+        for line in lines
+        if line.get("callback_request_id") in ids and re.match(r"request \d+ attempt \d+ \(", line["message"])
+    ]
     ended = [line for line in attempts if line["message"].endswith("s billed")]
     assert len(ended) == 2 and all("connected" in line["message"] and line["level"] == "INFO" for line in ended)
     assert all(isinstance(line["attempt_id"], int) for line in attempts)
