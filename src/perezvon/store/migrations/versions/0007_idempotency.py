@@ -1,7 +1,7 @@
 """idempotency keys of the server-side create
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-01 12:10:00
 
 A retried server-side create with the same ``Idempotency-Key`` gets the first answer for 24 hours.
@@ -15,7 +15,7 @@ from alembic import op
 from perezvon.store.tables import Id, UTCDateTime
 
 revision = "0007"
-down_revision = "0006"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
