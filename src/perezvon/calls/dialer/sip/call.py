@@ -1,8 +1,8 @@
 """One outbound call (RFC 3261 UAC), sans-I/O: the INVITE, CANCEL, digest and in-dialog rules.
 
 Shaped like aioquic's `QuicConnection`: every input takes `now` (seconds, any monotonic origin) —
-`ring`, `cancel`, `hangup`, `receive_response`, `receive_request`, `respond`, `transport_error`,
-`handle_timer`; the
+`ring`, `cancel`, `hangup`, `reinvite`, `receive_response`, `receive_request`, `respond`,
+`transport_error`, `handle_timer`; the
 caller then takes `messages_to_send()` (each a `Transmit`: message, destination, transport), the
 `next_event()`s, and calls `handle_timer(now)` again at `get_timer()`. Nothing here touches a socket
 or a clock, so every rule is testable on a fake clock.
@@ -14,6 +14,10 @@ or a clock, so every rule is testable on a fake clock.
 
 Each state's answer to its INVITE transaction is one method (`_calling_invite`, …). After
 TERMINATED the call lingers 64*T1 to ACK a retransmitted 2xx, then `finished` is true.
+
+Once CONFIRMED the user may offer new media in a re-INVITE of ours (`reinvite`, §14.1; what direct
+media is made of): its answer comes as `ReinviteAnswered` (the 2xx, already ACKed) or
+`ReinviteFailed` (refused, 491 glare, timed out, or not allowed now); either way the call goes on.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from ..base import RingResult
 from .dialog import ALLOW, Dialog, cancel_for, reinvite_with_auth
 from .digest import authorization, parse_challenge
 from .message import NameAddr, SipParseError, SipRequest, SipResponse, SipUri, make_response
-from .transaction import T1, ClientTransaction, Event, ResponseEvent
+from .transaction import T1, ClientTransaction, Event, ResponseEvent, State
 from .transactions import Address, TransactionTable, Transmit
 
 log = logging.getLogger(__name__)
@@ -95,7 +99,28 @@ class Terminated:
     by_remote: bool  # the far end sent BYE
 
 
-CallEvent = Provisional | Answered | NotAnswered | RequestReceived | AckReceived | Terminated
+class ReinviteAnswered(_ResponseNews):
+    """A 2xx to our re-INVITE, ACKed; its body is the far end's SDP answer to our offer."""
+
+
+@dataclass(frozen=True)
+class ReinviteFailed:
+    """Our re-INVITE changed nothing (§14.1: the session stays as it was before the offer)."""
+
+    status: int | None  # the final response (491: glare); None: it timed out or could not be sent
+    reason: str
+
+
+CallEvent = (
+    Provisional
+    | Answered
+    | NotAnswered
+    | RequestReceived
+    | AckReceived
+    | Terminated
+    | ReinviteAnswered
+    | ReinviteFailed
+)
 
 
 _OnNews = Callable[[ClientTransaction, Event, float], None]
@@ -140,6 +165,8 @@ class OutboundCall:
         self._outcome_given = False
         self._auth_tries: dict[str, int] = {}  # by method
         self._ack: SipRequest | None = None
+        self._reinvite_acks: dict[int, SipRequest] = {}  # by CSeq: for 2xx retransmissions of our re-INVITEs
+        self._reinvite_pending = False  # our re-INVITE awaits its final response (§14.2: theirs get 491)
         # Who hears each client transaction's news: the INVITE's go by state, a BYE's to _bye_answered;
         # a re-INVITE of ours would add its own.
         self._on_news: dict[tuple[str, str], _OnNews] = {}
@@ -177,6 +204,19 @@ class OutboundCall:
             self._send_bye(now)
         else:
             self._cancel(now)
+        self._pump(now)
+
+    def reinvite(self, now: float, sdp: bytes) -> None:
+        """Offer `sdp` to the far end in a re-INVITE; answered by `ReinviteAnswered` or `ReinviteFailed`."""
+        if self.state is not CallState.CONFIRMED or self.dialog is None:
+            self._events.append(ReinviteFailed(None, f"call is {self.state.value}"))
+        elif self._reinvite_pending or self._invite_server_pending():
+            # §14.1: no second INVITE transaction in either direction; to the user it is glare.
+            self._events.append(ReinviteFailed(491, "another INVITE is in progress"))
+        else:
+            self._reinvite_pending = True
+            self._auth_tries.pop("INVITE", None)  # the dialog's INVITE was answered: a fresh challenge count
+            self._send_reinvite(now, sdp)
         self._pump(now)
 
     def receive_response(self, response: SipResponse, now: float) -> None:
@@ -354,8 +394,10 @@ class OutboundCall:
     def _retransmitted_2xx(self, resp: SipResponse, now: float) -> None:
         if self.dialog is None:
             self._late_2xx(resp, now)
-        elif self._ack is not None and resp.to_addr.tag == self.dialog.remote_tag:
-            self._out.append(Transmit(self._ack, self._in_dialog_dest(), self.transport))  # our ACK was lost
+        elif resp.to_addr.tag == self.dialog.remote_tag:
+            ack = self._reinvite_acks.get(resp.cseq[0], self._ack)
+            if ack is not None:
+                self._out.append(Transmit(ack, self._in_dialog_dest(), self.transport))  # our ACK was lost
 
     def _late_2xx(self, resp: SipResponse, now: float) -> None:
         """A 2xx after we gave up waiting: the call exists at the far end, so ACK it and BYE it."""
@@ -432,6 +474,50 @@ class OutboundCall:
         self._deadlines = {"linger": now + LINGER_S}
         self._events.append(Terminated(by_remote))
 
+    # --- our re-INVITE (§14.1) ----------------------------------------------------------------------
+
+    def _invite_server_pending(self) -> bool:
+        """Their INVITE still in progress: unanswered, or our 2xx not yet ACKed."""
+        return any(
+            tx.method == "INVITE" and tx.state in (State.PROCEEDING, State.ACCEPTED) for tx in self._table.servers()
+        )
+
+    def _send_reinvite(self, now: float, sdp: bytes, auth: tuple[str, str] | None = None) -> None:
+        assert self.dialog is not None
+        extra = [("Contact", self.contact), ("Allow", ALLOW), *([auth] if auth else [])]
+        reinvite = self.dialog.request("INVITE", body=sdp, extra=extra)
+        self._start_client(reinvite, self._in_dialog_dest(), now, self._reinvite_news)
+
+    def _reinvite_news(self, tx: ClientTransaction, event: Event, now: float) -> None:
+        if not isinstance(event, ResponseEvent):
+            self._reinvite_done(ReinviteFailed(None, "no final response"))
+            return
+        resp = event.response
+        if resp.status < 200:
+            return
+        if resp.status >= 300:
+            auth = self._authorization(resp, tx.request) if resp.status in (401, 407) else None
+            if auth is not None and self.state is CallState.CONFIRMED:
+                self._send_reinvite(now, tx.request.body, auth)
+            else:
+                self._reinvite_done(ReinviteFailed(resp.status, resp.reason))
+            return
+        assert self.dialog is not None
+        contact = resp.headers.get("Contact")
+        if contact:  # a 2xx to a re-INVITE refreshes the target (§12.2.1.2)
+            try:
+                self.dialog.remote_target = NameAddr.parse(contact).uri
+            except SipParseError:
+                pass
+        ack = self.dialog.request("ACK", cseq=tx.request.cseq[0])  # every 2xx is ACKed, even after a BYE
+        self._reinvite_acks[tx.request.cseq[0]] = ack
+        self._out.append(Transmit(ack, self._in_dialog_dest(), self.transport))
+        self._reinvite_done(ReinviteAnswered(resp))
+
+    def _reinvite_done(self, news: ReinviteAnswered | ReinviteFailed) -> None:
+        self._reinvite_pending = False
+        self._events.append(news)
+
     # --- deadlines ----------------------------------------------------------------------------------
 
     def _deadline_ring(self, now: float) -> None:
@@ -464,6 +550,8 @@ class OutboundCall:
             return make_response(req, 200, extra=[("Allow", ALLOW), ("Accept", "application/sdp")])
         if req.method not in ("INVITE", "UPDATE", "INFO"):
             return make_response(req, 405, extra=[("Allow", ALLOW)])
+        if req.method == "INVITE" and self._reinvite_pending:
+            return make_response(req, 491, extra=[("Retry-After", "1")])  # glare with ours (§14.2)
         contact = req.headers.get("Contact")
         if contact and req.method != "INFO":  # a target refresh (§12.2.2)
             try:
