@@ -130,6 +130,7 @@ class Settings:
     worker_concurrency: int = 50
     worker_lease_s: float = 30.0
     sip_rtp_ports: tuple[int, int] | None = None
+    sip_direct_media: bool = False  # the default trunk lets bridged calls' media flow end to end
     log_level: str = "info"
     log_format: str = "text"
     metrics_token: str = ""
@@ -208,6 +209,7 @@ def load_settings() -> Settings:
         worker_concurrency=_env_int("PEREZVON_WORKER_CONCURRENCY", 50),
         worker_lease_s=_env_float("PEREZVON_WORKER_LEASE_S", 30.0),
         sip_rtp_ports=_env_port_range("PEREZVON_SIP_RTP_PORTS"),
+        sip_direct_media=_env_bool("PEREZVON_SIP_DIRECT_MEDIA", False),
         **_operating_settings(),
         demo=_env_bool("PEREZVON_DEMO", False),
     )

@@ -27,7 +27,9 @@ def trunk_options(settings: Settings) -> dict[str, Any]:
 
 def sip_dialer_from_settings(settings: Settings) -> SipDialer:
     """The dialer for `PEREZVON_DIALER=sip`: default trunk, credentials and addresses from settings."""
-    trunk = parse_trunk(settings.sip_trunk, **trunk_options(settings)) if settings.sip_trunk else None
+    trunk = None
+    if settings.sip_trunk:  # direct media is each trunk's own choice, not inherited by a site's trunk
+        trunk = parse_trunk(settings.sip_trunk, **trunk_options(settings), direct_media=settings.sip_direct_media)
     host, port = parse_bind(settings.sip_bind)
     return SipDialer(
         trunk,

@@ -23,4 +23,5 @@ def trunk_of_site(site: dict[str, Any] | None) -> Trunk | None:
         caller_id=raw.get("callerId") or "display",
         assert_identity=bool(raw.get("assertIdentity")),
         srtp=raw.get("srtp") or "off",
+        direct_media=bool(raw.get("directMedia")),
     )

@@ -47,6 +47,7 @@ class Trunk(CamelModel):
     caller_id: Annotated[str, Field(pattern="^(display|user)$")] = "display"  # how the operator sees the visitor
     assert_identity: bool = False  # P-Asserted-Identity
     srtp: Annotated[str, Field(pattern="^(off|optional|required)$")] = "off"
+    direct_media: bool = False  # bridged calls' media may flow end to end (not when recording)
 
 
 class SiteIn(CamelModel):

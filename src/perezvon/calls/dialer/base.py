@@ -58,6 +58,9 @@ class Trunk:
     caller_display: str = "Callback {number}"
     assert_identity: bool = False  # also send P-Asserted-Identity (RFC 3325) with the shown number
     srtp: str = "off"  # off | optional (offer SDES keys, accept plain RTP) | required (RTP/SAVP only)
+    # The trunk lets the two far ends of a bridged call send media to each other (re-INVITEs pointing
+    # each at the other), so the bridge relays nothing; used only when the call is not recorded.
+    direct_media: bool = False
 
     def format_number(self, number: str) -> str:
         return self.number_format.format(number=number, national=number[1:])

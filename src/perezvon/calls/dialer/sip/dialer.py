@@ -124,14 +124,20 @@ class SipDialer(Dialer):
             if record_to is not None:
                 recorder = Recorder(time.monotonic())
                 a._recorder = recorder
-            a._peer, b._peer = b, a
-            waits = [
-                asyncio.ensure_future(a._ended.wait()),
-                asyncio.ensure_future(b._ended.wait()),
-                asyncio.ensure_future(self._media_watchdog(a, b)),
-            ]
+            a._peer, b._peer = b, a  # the relay carries the call until (and unless) the far ends meet
+            ended = [asyncio.ensure_future(a._ended.wait()), asyncio.ensure_future(b._ended.wait())]
+            waits = list(ended)
             try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                direct_up = False
+                if record_to is None and a.trunk.direct_media and b.trunk.direct_media:
+                    direct = asyncio.ensure_future(self._direct_media(a, b))
+                    waits.append(direct)
+                    await asyncio.wait([direct, *ended], return_when=asyncio.FIRST_COMPLETED)
+                    direct_up = direct.done() and direct.exception() is None and direct.result()
+                # With direct media no RTP reaches us, so silence proves nothing: only a BYE ends it.
+                watch = [] if direct_up else [asyncio.ensure_future(self._media_watchdog(a, b))]
+                waits += watch
+                await asyncio.wait([*ended, *watch], return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:
                 # Cancelled (worker shutdown): the calls must not outlive us.
                 asyncio.ensure_future(asyncio.gather(a.hangup(), b.hangup()))
@@ -144,6 +150,33 @@ class SipDialer(Dialer):
         await asyncio.gather(a.hangup(), b.hangup())
         if recorder is not None and record_to is not None:
             await asyncio.get_running_loop().run_in_executor(None, recorder.write, record_to)
+
+    async def _direct_media(self, a: SipLeg, b: SipLeg) -> bool:
+        """Point the far ends' media at each other (RFC 3725's flow when both answers are known).
+
+        A is re-INVITEd with B's media, then B with A's answer. If A refuses nothing changed; if B
+        refuses (or moved), A is asked back to us: the relay, still bridging, carries the call as
+        before. True when both far ends now send to each other.
+        """
+        ma, mb = a.media, b.media
+        if ma is None or mb is None or ma.direction != "sendrecv" or mb.direction != "sendrecv":
+            return False  # on hold, or no media yet: nothing to hand over
+        if a._srtp is not None or b._srtp is not None:
+            return False  # SRTP keys are per hop: each far end's would have to reach the other
+        a_new = await a.redirect_media(mb)
+        if a_new is None:
+            return False
+        b_new = await b.redirect_media(a_new)
+        if b_new is not None and b_new.target == mb.target and b_new.codec == mb.codec:
+            for leg in (a, b):
+                leg.relayed_at_direct = leg.packets_relayed
+            log.info("direct media between %s and %s", a.masked_number, b.masked_number)
+            return True
+        log.info("direct media refused by %s: relaying", b.masked_number)
+        await a.redirect_media(None)  # if this fails too, A sends to B's phone and the relay the rest
+        if b_new is not None:
+            await b.redirect_media(None)
+        return False
 
     async def _media_watchdog(self, a: SipLeg, b: SipLeg) -> None:
         """Return when a leg that should be sending has sent nothing for `rtp_timeout` seconds.

@@ -25,7 +25,7 @@ from .message import SipParseError, SipRequest, SipResponse, make_response
 from .recorder import Recorder
 from .relay import RtpRelay
 from .ringback import ringback_period
-from .sdp import PCMA, PCMU, MediaDescription, Negotiated, answer_direction, build_sdp, negotiate, parse_sdp
+from .sdp import DTMF_PT, PCMA, PCMU, MediaDescription, Negotiated, answer_direction, build_sdp, negotiate, parse_sdp
 from .srtp import SrtpContext, SrtpError, crypto_attribute, new_key, parse_crypto
 from .transport import Address, RtpSocket
 from .trunk import from_identity
@@ -85,6 +85,9 @@ class SipLeg(CallLeg):
         self.packets_relayed = 0  # sent out of this leg from the bridged one
         self.packets_not_relayed = 0
         self.last_rtp_at = 0.0
+        # Direct media: our re-INVITE's answer awaited, and the relay count when the far ends met.
+        self._reoffer: asyncio.Future[Negotiated | None] | None = None
+        self.relayed_at_direct: int | None = None
 
     @property
     def dialog(self) -> Dialog | None:
@@ -295,6 +298,45 @@ class SipLeg(CallLeg):
         with contextlib.suppress(SipParseError):
             self._use_media(negotiate(parse_sdp(event.request.body)))
 
+    def _on_reinviteanswered(self, event: sip.ReinviteAnswered) -> None:
+        try:
+            media: Negotiated | None = negotiate(parse_sdp(event.response.body))
+        except SipParseError as exc:
+            log.info("unusable SDP answer to our re-INVITE from %s: %s", self.masked_number, exc)
+            media = None
+        else:
+            self._use_media(media)
+        self._reoffered(media)
+
+    def _on_reinvitefailed(self, event: sip.ReinviteFailed) -> None:
+        log.info("re-INVITE to %s refused: %s %s", self.masked_number, event.status or "-", event.reason)
+        self._reoffered(None)
+
+    def _reoffered(self, media: Negotiated | None) -> None:
+        if self._reoffer is not None and not self._reoffer.done():
+            self._reoffer.set_result(media)
+
+    async def redirect_media(self, to: Negotiated | None) -> Negotiated | None:
+        """Re-INVITE the far end to send its media to `to` (another leg's far end), None: back to us.
+
+        The far end's new media (its answer), or None if it refused, timed out or the call ended; then
+        nothing changed (§14.1). The offer carries only `to`'s codec, which is what `to` expects.
+        """
+        call, media = self.call, self.media
+        if call is None or media is None or self.is_ended or self._reoffer is not None:
+            return None
+        if to is None:
+            other = PCMA if media.codec == PCMU else PCMU
+            sdp = self._sdp(codecs=(media.codec, other))
+        else:
+            sdp = self._sdp(codecs=(to.codec,), address=to.address, port=to.port, dtmf_pt=to.dtmf_pt)
+        self._reoffer = asyncio.get_running_loop().create_future()
+        try:
+            self._signal(lambda now: call.reinvite(now, sdp))
+            return await self._reoffer
+        finally:
+            self._reoffer = None
+
     def _on_terminated(self, event: sip.Terminated) -> None:
         self.ended_by_remote = self.ended_by_remote or event.by_remote
         self._terminated.set()
@@ -347,23 +389,34 @@ class SipLeg(CallLeg):
         return True
 
     def _sdp(
-        self, codecs: tuple[int, ...], direction: str = "sendrecv", answer_to: MediaDescription | None = None
+        self,
+        codecs: tuple[int, ...],
+        direction: str = "sendrecv",
+        answer_to: MediaDescription | None = None,
+        *,
+        address: str | None = None,
+        port: int | None = None,
+        dtmf_pt: int | None = DTMF_PT,
     ) -> bytes:
-        """Our offer, or (`answer_to`) our answer: keys only where SRTP is on, in the offer's profile."""
+        """Our offer, or (`answer_to`) our answer: keys only where SRTP is on, in the offer's profile.
+
+        With `address` and `port` (direct media) the media is another far end's, plain RTP: never SRTP.
+        """
         assert self._rtp is not None
         key, crypto = self._srtp_key, None
-        if key is not None and (answer_to is None or self._srtp is not None):
+        if key is not None and address is None and (answer_to is None or self._srtp is not None):
             crypto = crypto_attribute(key, self._crypto_tag)
         if answer_to is not None:
             proto = answer_to.proto
         else:
             proto = "RTP/SAVP" if self.trunk.srtp == "required" else "RTP/AVP"
         body = build_sdp(
-            self._advertised or self._rtp.host,
-            self._rtp.port,
+            address or self._advertised or self._rtp.host,
+            port or self._rtp.port,
             session_id=self._sdp_session,
             version=self._sdp_version,
             codecs=codecs,
+            dtmf_pt=dtmf_pt,
             direction=direction,
             crypto=crypto,
             proto=proto,
@@ -480,6 +533,7 @@ class SipLeg(CallLeg):
             self.ended_at = datetime.now(UTC)
         self._ended.set()
         self._settle(RingResult.NO_ANSWER)  # hung up before ringing ended: an answer always settles first
+        self._reoffered(None)
         peer, self._peer = self._peer, None
         if peer is not None:
             peer._peer = None
