@@ -27,8 +27,13 @@ ALWAYS = {"utcTimezone": "UTC+00:00", "hours": [{"dayOfWeek": d, "hour": h} for 
 
 
 async def call_back(kamailio, phones, sqlite_url: str, tmp_path: Path, visitor_source: Path | None = None,  # noqa: F811
+                    *, direct_media: bool = False, bridged: list | None = None,
                     **widget: object) -> tuple[dict, dict, dict, object, object]:
-    """One request called back over Kamailio between two baresip phones: request, site before and after, phones."""
+    """One request called back over Kamailio between two baresip phones: request, site before and after, phones.
+
+    Recorded, unless `direct_media`: then the site's own trunk (the same Kamailio) allows direct media and
+    nothing records. The legs the dialer bridged are appended to `bridged`.
+    """
     from perezvon.app import create_app
 
     operator = await phones(OPERATOR, 440, seconds=30)
@@ -41,6 +46,14 @@ async def call_back(kamailio, phones, sqlite_url: str, tmp_path: Path, visitor_s
     async with app.router.lifespan_context(app):
         state = app.state
         dialer = SipDialer(parse_trunk(f"udp:127.0.0.1:{router.port}"))
+        if bridged is not None:
+            bridge = dialer.bridge
+
+            async def spy(a, b, record_to=None):  # type: ignore[no-untyped-def]
+                bridged.append((a, b))
+                await bridge(a, b, record_to)
+
+            dialer.bridge = spy  # type: ignore[method-assign]
         runtime = Runtime(state.db, state.snapshots, settings, dialer=dialer, speaker=rendered_speaker(),
                           life=state.requests)
         await runtime.start()
@@ -50,7 +63,11 @@ async def call_back(kamailio, phones, sqlite_url: str, tmp_path: Path, visitor_s
                 admin = Admin(client)
                 site, _ = await admin.site_with_widget(operatorPhones=[OPERATOR], schedule=ALWAYS,
                                                        callback={"language": "en", "redialAttempts": 0}, **widget)
-                await admin.patch(f"/sites/{site['id']}", {"recordCalls": True})
+                if direct_media:
+                    trunk = {"host": "127.0.0.1", "port": router.port, "directMedia": True}
+                    await admin.patch(f"/sites/{site['id']}", {"trunk": trunk})
+                else:
+                    await admin.patch(f"/sites/{site['id']}", {"recordCalls": True})
                 with runtime.bus.subscribe() as events:
                     created = await client.post("/api/widget/v1/requests", json={
                         "site": site["siteKey"], "routeKey": "my_form_1", "phone": VISITOR,
@@ -121,3 +138,20 @@ async def test_an_answering_machine_on_the_visitors_phone_is_hung_up_on_not_brid
     assert after["minutesBalance"] == site["minutesBalance"]
     await visitor.wait_event("CALL_CLOSED")  # we hung up on the machine (its greeting is longer than that)
     await operator.wait_event("CALL_CLOSED")
+
+
+async def test_a_direct_media_trunk_bridges_the_phones_end_to_end_and_bills_the_same(
+    kamailio, phones, sqlite_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    bridged: list = []
+    got, site, after, operator, visitor = await call_back(kamailio, phones, sqlite_url, tmp_path, direct_media=True,
+                                                          bridged=bridged, voicemailDetection=False)
+    [attempt] = got["attempts"]
+    assert got["status"] == "completed" and attempt["outcome"] == "connected", got
+    assert 2 <= attempt["billedSeconds"] <= 10 and attempt["recordingUrl"] is None
+    assert after["minutesBalance"] == site["minutesBalance"] - 1
+    [(op_leg, vis_leg)] = bridged
+    for leg in (op_leg, vis_leg):
+        assert leg.relayed_at_direct is not None and leg.packets_relayed - leg.relayed_at_direct <= 10
+    await operator.wait_event("CALL_CLOSED")
+    await visitor.wait_event("CALL_CLOSED")
