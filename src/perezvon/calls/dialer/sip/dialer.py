@@ -10,7 +10,9 @@ table. Bridging two legs relays RTP between their sockets (see `relay`), optiona
 from __future__ import annotations
 
 import asyncio
+import heapq
 import ipaddress
+import itertools
 import logging
 import secrets
 import socket
@@ -71,6 +73,11 @@ class SipDialer(Dialer):
         self._table = TransactionTable()  # answers to requests outside our calls
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        # The calls' deadlines as a heap, so each event costs O(log calls) and not a scan of every call
+        # (a thousand held calls): (at, seq, Call-ID), stale unless `_armed[Call-ID]` is still `at`.
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._armed: dict[str, float] = {}
+        self._seq = itertools.count()
         self._resolved: dict[tuple[str, int], Address] = {}
         self._started = False
 
@@ -259,6 +266,7 @@ class SipDialer(Dialer):
                 log.exception("SIP call event handler failed")
         if call.finished and self._legs.get(call.call_id) is leg:
             del self._legs[call.call_id]
+        self._arm(call.call_id, None if call.finished else call.get_timer())
         self._schedule()
 
     def _flush_table(self) -> None:
@@ -266,9 +274,21 @@ class SipDialer(Dialer):
         self._transmit(out)
         self._schedule()
 
+    def _arm(self, call_id: str, at: float | None) -> None:
+        if at is None:
+            self._armed.pop(call_id, None)
+        elif self._armed.get(call_id) != at:
+            self._armed[call_id] = at
+            heapq.heappush(self._deadlines, (at, next(self._seq), call_id))
+
+    def _next_call_deadline(self) -> float | None:
+        heap = self._deadlines
+        while heap and self._armed.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)  # re-armed or disarmed since it was pushed
+        return heap[0][0] if heap else None
+
     def _schedule(self) -> None:
-        deadlines = [leg.call.get_timer() for leg in self._legs.values() if leg.call is not None]
-        deadlines.append(self._table.get_timer())
+        deadlines = (self._next_call_deadline(), self._table.get_timer())
         nxt = min((d for d in deadlines if d is not None), default=None)
         if nxt == self._timer_at:
             return
@@ -281,10 +301,15 @@ class SipDialer(Dialer):
         now = self.now()
         self._timer = None
         self._timer_at = None
-        for leg in list(self._legs.values()):
-            at = leg.call.get_timer() if leg.call is not None else None
-            if at is not None and at <= now:
-                leg.call.handle_timer(now)  # type: ignore[union-attr]
+        due = []
+        while (at := self._next_call_deadline()) is not None and at <= now:
+            _, _, call_id = heapq.heappop(self._deadlines)
+            del self._armed[call_id]
+            due.append(call_id)
+        for call_id in due:
+            leg = self._legs.get(call_id)
+            if leg is not None and leg.call is not None:
+                leg.call.handle_timer(now)
                 self._flush(leg)
         self._table.handle_timer(now)
         self._flush_table()
