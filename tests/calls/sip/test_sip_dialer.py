@@ -79,6 +79,7 @@ class FakeTrunk(asyncio.DatagramProtocol):
         self.requests = asyncio.Queue[SipRequest]()
         self.responses = asyncio.Queue[SipResponse]()
         self.ua: tuple[str, int] | None = None
+        self.reinvites: dict[str, list[SipRequest]] = {}  # by number: our re-INVITEs
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         msg = parse_message(data)
@@ -95,6 +96,8 @@ class FakeTrunk(asyncio.DatagramProtocol):
             self.reply(msg, 401, extra=[("WWW-Authenticate", 'Digest realm="fake", nonce="b1e"')])
         elif msg.method in ("BYE", "CANCEL"):
             self.reply(msg, 200)
+        elif msg.method == "INVITE":  # our re-INVITE (direct media)
+            self.on_reinvite(msg)
 
     def reply(self, req: SipRequest, status: int, *, tag: str = "trunk", body: bytes = b"",
               extra: list[tuple[str, str]] | None = None) -> None:
@@ -145,6 +148,20 @@ class FakeTrunk(asyncio.DatagramProtocol):
             crypto = srtp.crypto_attribute(key)
         sdp = build_sdp(HOST, phone.port, session_id=1, version=1, codecs=(codec,), crypto=crypto)
         self.reply(req, 200, body=sdp)
+
+    def on_reinvite(self, req: SipRequest) -> None:
+        """Refused as the number says (…r488, …r491, …rmute: never answered), else 200 with the phone's SDP."""
+        number = SipUri.parse(req.to_addr.uri).user
+        self.reinvites.setdefault(number, []).append(req)
+        for refusal in (488, 491):
+            if f"r{refusal}" in number:
+                self.reply(req, refusal)
+                return
+        if self.codec[number] not in parse_sdp(req.body).payload_types:
+            self.reply(req, 488)  # a phone of one G.711 law offered only the other
+        elif "rmute" not in number:
+            sdp = build_sdp(HOST, self.phones[number].port, session_id=1, version=2, codecs=(self.codec[number],))
+            self.reply(req, 200, body=sdp)
 
     async def requests_until(self, method: str) -> SipRequest:
         while True:

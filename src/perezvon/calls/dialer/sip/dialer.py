@@ -173,6 +173,10 @@ class SipDialer(Dialer):
         a_new = await a.redirect_media(mb)
         if a_new is None:
             return False
+        if a_new.codec != mb.codec:  # an answer outside our offer: B would get a codec it did not choose
+            log.info("direct media: %s answered another codec; relaying", a.masked_number)
+            await a.redirect_media(None)
+            return False
         b_new = await b.redirect_media(a_new)
         if b_new is not None and b_new.target == mb.target and b_new.codec == mb.codec:
             for leg in (a, b):
