@@ -150,7 +150,7 @@ class FakeTrunk(asyncio.DatagramProtocol):
         self.reply(req, 200, body=sdp)
 
     def on_reinvite(self, req: SipRequest) -> None:
-        """Refused as the number says (…r488, …r491, …rmute: never answered), else 200 with the phone's SDP."""
+        """Refused as the number says (…r488, …r491) or by a phone of one law, else 200 with the phone's SDP."""
         number = SipUri.parse(req.to_addr.uri).user
         self.reinvites.setdefault(number, []).append(req)
         for refusal in (488, 491):
@@ -159,7 +159,7 @@ class FakeTrunk(asyncio.DatagramProtocol):
                 return
         if self.codec[number] not in parse_sdp(req.body).payload_types:
             self.reply(req, 488)  # a phone of one G.711 law offered only the other
-        elif "rmute" not in number:
+        else:
             sdp = build_sdp(HOST, self.phones[number].port, session_id=1, version=2, codecs=(self.codec[number],))
             self.reply(req, 200, body=sdp)
 

@@ -2,7 +2,7 @@
 
 (Its `dialer` and `trunk` fixtures come through conftest.py.)
 
-The trunk answers our re-INVITEs by number (…r488, …r491 refuse, …rmute never answers), so each
+The trunk answers our re-INVITEs by number (…r488, …r491 refuse; a phone of one law refuses the other: 488), so each
 fallback of the RFC 3725 flow is checked: what each far end was offered, and that the call stays
 relayed and up when one refuses.
 """
@@ -17,6 +17,10 @@ from perezvon.calls.dialer.base import RingResult, Trunk
 from perezvon.calls.dialer.sip import SipDialer, SipLeg
 from perezvon.calls.dialer.sip import rtp as rtplib
 from perezvon.calls.dialer.sip.sdp import PCMU, parse_sdp
+from perezvon.calls.lines import sip_dialer_from_settings
+from perezvon.calls.trunks import trunk_of_site
+from perezvon.settings import load_settings
+from perezvon.shapes.schemas import Trunk as SiteTrunk
 
 
 async def answered_pair(dialer: SipDialer, trunk: FakeTrunk, a: str, b: str, *, direct: bool = True):
@@ -121,3 +125,15 @@ async def relayed_a_to_b(trunk: FakeTrunk, a: SipLeg, a_number: str, b_number: s
     trunk.phones[a_number].send(sender.packet(PCMU, rtplib.silence(PCMU, 160)), trunk.our_rtp_port[a_number])
     await asyncio.wait_for(trunk.phones[b_number].got.wait(), 2)
     assert a.packets_relayed == 0 and trunk.phones[b_number].packets
+
+
+def test_the_settings_and_a_sites_trunk_say_whether_direct_media_is_allowed(monkeypatch) -> None:
+    monkeypatch.setenv("PEREZVON_SIP_TRUNK", "udp:pbx.example:5060")
+    monkeypatch.setenv("PEREZVON_SIP_DIRECT_MEDIA", "true")
+    assert sip_dialer_from_settings(load_settings()).trunk.direct_media  # type: ignore[union-attr]
+    monkeypatch.delenv("PEREZVON_SIP_DIRECT_MEDIA")
+    assert not sip_dialer_from_settings(load_settings()).trunk.direct_media  # type: ignore[union-attr]
+    site = {"trunk": SiteTrunk(host="pbx.site.example", direct_media=True).model_dump(by_alias=True)}
+    assert site["trunk"]["directMedia"] is True
+    assert trunk_of_site(site).direct_media  # type: ignore[union-attr]
+    assert not trunk_of_site({"trunk": {"host": "pbx.site.example"}}).direct_media  # type: ignore[union-attr]
