@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from calls.sip.test_sip_dialer import HOST, FakeTrunk
+from calls.sip.test_sip_dialer import HOST, FakeTrunk, next_response
 from perezvon.calls.dialer.base import RingResult, Trunk
 from perezvon.calls.dialer.sip import SipDialer, SipLeg
 from perezvon.calls.dialer.sip import rtp as rtplib
-from perezvon.calls.dialer.sip.sdp import PCMU, parse_sdp
+from perezvon.calls.dialer.sip.sdp import PCMA, PCMU, build_sdp, parse_sdp
 from perezvon.calls.lines import sip_dialer_from_settings
 from perezvon.calls.trunks import trunk_of_site
 from perezvon.settings import load_settings
@@ -66,6 +66,17 @@ async def test_each_far_end_is_offered_the_other_and_the_relay_is_left_out(diale
     assert offered(trunk, "79000000032pcma") == [(a_phone, [8, 101])]
     assert a.relayed_at_direct == 0 and b.relayed_at_direct == 0
     assert not task.done()  # no watchdog: silence on our ports is expected now
+    # A session refresh from A's side (offerless, then with an offer) keeps A pointed at B's phone.
+    assert a.dialog is not None
+    trunk.in_dialog(a.dialog.call_id, "INVITE", cseq=2)
+    assert parse_sdp((await next_response(trunk, "INVITE")).body).port == b_phone
+    refresh = build_sdp(HOST, a_phone, session_id=1, version=3, codecs=(PCMA,))
+    trunk.in_dialog(a.dialog.call_id, "INVITE", refresh, cseq=3)
+    assert parse_sdp((await next_response(trunk, "INVITE")).body).port == b_phone
+    # Hold is answered from our own port: that end's media comes back to the relay, still bridged.
+    hold = build_sdp(HOST, a_phone, session_id=1, version=4, codecs=(PCMA,), direction="sendonly")
+    trunk.in_dialog(a.dialog.call_id, "INVITE", hold, cseq=4)
+    assert parse_sdp((await next_response(trunk, "INVITE")).body).port == trunk.our_rtp_port["79000000031pcma"]
     await hang_up(task, b)
     assert a.is_ended and b.is_ended
 

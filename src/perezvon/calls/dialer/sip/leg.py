@@ -358,9 +358,12 @@ class SipLeg(CallLeg):
         extra = [("Contact", self.call.contact), ("Allow", ALLOW), ("Content-Type", "application/sdp")]
         if not req.body:
             # An offerless re-INVITE (a refresh): we offer, the answer comes in the ACK.
-            return make_response(req, 200, body=self._sdp(codecs=(self.media.codec,)), extra=extra)
+            body = self._direct_sdp(None) or self._sdp(codecs=(self.media.codec,))
+            return make_response(req, 200, body=body, extra=extra)
         try:
             offer = parse_sdp(req.body)
+            if (direct := self._direct_sdp(offer)) is not None:
+                return make_response(req, 200, body=direct, extra=extra)
             prefer = (self.media.codec, PCMA if self.media.codec == PCMU else PCMU)
             media = negotiate(offer, prefer=prefer)
         except SipParseError:
@@ -387,6 +390,23 @@ class SipLeg(CallLeg):
                 self._srtp = srtp.rekeyed(remote[1]) if srtp is not None else SrtpContext(self._srtp_key, remote[1])
         self.media = media
         return True
+
+    def _direct_sdp(self, offer: MediaDescription | None) -> bytes | None:
+        """While the far ends talk directly: the other far end's media, so a session refresh (RFC 4028)
+        leaves the media where it is. None (answer with ours, back to the relay) for hold or a new codec.
+        """
+        peer = self._peer
+        theirs = peer.media if peer is not None else None
+        if self.relayed_at_direct is None or theirs is None:
+            return None
+        if offer is not None:
+            if offer.direction != "sendrecv" or offer.proto != "RTP/AVP":
+                return None
+            try:
+                self.media = negotiate(offer, prefer=(theirs.codec,))
+            except SipParseError:
+                return None
+        return self._sdp(codecs=(theirs.codec,), address=theirs.address, port=theirs.port, dtmf_pt=theirs.dtmf_pt)
 
     def _sdp(
         self,
