@@ -98,6 +98,8 @@ class FakeTrunk(asyncio.DatagramProtocol):
             self.reply(msg, 200)
         elif msg.method == "INVITE":  # our re-INVITE (direct media)
             self.on_reinvite(msg)
+        elif msg.method == "OPTIONS":  # our ping: a phone that lost the call (…gone) no longer knows it
+            self.reply(msg, 481 if "gone" in msg.to_addr.uri else 200)
 
     def reply(self, req: SipRequest, status: int, *, tag: str = "trunk", body: bytes = b"",
               extra: list[tuple[str, str]] | None = None) -> None:

@@ -81,6 +81,20 @@ async def test_each_far_end_is_offered_the_other_and_the_relay_is_left_out(diale
     assert a.is_ended and b.is_ended
 
 
+async def test_a_far_end_that_lost_the_call_is_found_by_options_and_both_legs_end(trunk) -> None:
+    dialer = SipDialer(None, rtp_timeout=0.2)  # pings every 0.1 s
+    await dialer.start()
+    try:
+        a, b = await answered_pair(dialer, trunk, "79000000071", "79000000072gone")
+        task = await bridged(dialer, trunk, (a, b), answers=2)
+        assert a.relayed_at_direct is not None
+        await asyncio.wait_for(task, 5)  # the bridge ended, without any RTP ever being expected
+        assert a.is_ended and b.is_ended and not a.ended_by_remote
+        assert {r.call_id for r in trunk.received if r.method == "BYE"} >= {a.call.call_id, b.call.call_id}  # type: ignore[union-attr]
+    finally:
+        await dialer.close()
+
+
 async def test_a_refusal_from_the_first_end_changes_nothing(dialer, trunk) -> None:
     a, b = await answered_pair(dialer, trunk, "79000000041r488", "79000000042")
     task = await bridged(dialer, trunk, (a, b), answers=1)

@@ -1,4 +1,4 @@
-"""Our own re-INVITE (what direct media is made of), on a fake clock: offer, 2xx → ACK, refusals.
+"""Our own in-dialog requests on a fake clock: the re-INVITE (what direct media is made of) and the OPTIONS ping.
 
 The call is answered as in test_sip_call.py; then the test plays the far end of the re-INVITE.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from calls.sip.test_sip_call import PHONE, SDP, answered, events, from_phone, methods, new_call, reply, run_until, sent
-from perezvon.calls.dialer.sip.call import CallState, Credentials, ReinviteAnswered, ReinviteFailed
+from perezvon.calls.dialer.sip.call import CallState, Credentials, PingFailed, ReinviteAnswered, ReinviteFailed
 from perezvon.calls.dialer.sip.message import SipRequest, make_response
 from perezvon.calls.dialer.sip.transaction import T1
 
@@ -127,3 +127,24 @@ def test_a_challenged_reinvite_is_sent_again_with_credentials() -> None:
     retry = out[1].message
     assert isinstance(retry, SipRequest) and retry.headers.get("Authorization") and retry.body == OFFER
     assert retry.cseq[0] == tx.message.cseq[0] + 1 and not events(call)
+
+
+@pytest.mark.parametrize(("status", "gone"), [(200, False), (405, False), (481, True), (408, True)])
+def test_a_ping_is_an_in_dialog_options_and_only_481_or_408_says_the_dialog_is_gone(status: int, gone: bool) -> None:
+    call, _ = answered()
+    call.ping(5.0)
+    (tx,) = sent(call)
+    assert isinstance(tx.message, SipRequest) and tx.message.method == "OPTIONS" and tx.dest == PHONE
+    assert tx.message.to_addr.tag == call.dialog.remote_tag  # type: ignore[union-attr]
+    call.receive_response(reply(tx.message, status), 5.1)
+    news = events(call)
+    assert [type(n) for n in news] == ([PingFailed] if gone else [])
+    assert call.state is CallState.CONFIRMED  # the user decides to hang up
+
+
+def test_an_unanswered_ping_says_the_dialog_is_gone() -> None:
+    call, _ = answered()
+    call.ping(5.0)
+    sent(call)
+    run_until(call, 5.0 + 64 * T1)
+    assert [type(n) for n in events(call)] == [PingFailed]

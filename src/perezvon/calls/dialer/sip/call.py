@@ -111,6 +111,13 @@ class ReinviteFailed:
     reason: str
 
 
+@dataclass(frozen=True)
+class PingFailed:
+    """Our in-dialog OPTIONS found the dialog gone (481, 408 or no answer: RFC 5057 §5.1)."""
+
+    status: int | None
+
+
 CallEvent = (
     Provisional
     | Answered
@@ -120,6 +127,7 @@ CallEvent = (
     | Terminated
     | ReinviteAnswered
     | ReinviteFailed
+    | PingFailed
 )
 
 
@@ -217,6 +225,13 @@ class OutboundCall:
             self._reinvite_pending = True
             self._auth_tries.pop("INVITE", None)  # the dialog's INVITE was answered: a fresh challenge count
             self._send_reinvite(now, sdp)
+        self._pump(now)
+
+    def ping(self, now: float) -> None:
+        """An in-dialog OPTIONS, for when no media proves the far end is there (direct media)."""
+        if self.state is CallState.CONFIRMED and self.dialog is not None:
+            options = self.dialog.request("OPTIONS", extra=[("Accept", "application/sdp")])
+            self._start_client(options, self._in_dialog_dest(), now, self._ping_news)
         self._pump(now)
 
     def receive_response(self, response: SipResponse, now: float) -> None:
@@ -513,6 +528,14 @@ class OutboundCall:
         self._reinvite_acks[tx.request.cseq[0]] = ack
         self._out.append(Transmit(ack, self._in_dialog_dest(), self.transport))
         self._reinvite_done(ReinviteAnswered(resp))
+
+    def _ping_news(self, tx: ClientTransaction, event: Event, now: float) -> None:
+        status = event.response.status if isinstance(event, ResponseEvent) else None
+        if status is not None and status < 200:
+            return
+        # Any other answer (200, 405, even 401) means the far end still holds the dialog.
+        if (status is None or status in (408, 481)) and self.state is CallState.CONFIRMED:
+            self._events.append(PingFailed(status))
 
     def _reinvite_done(self, news: ReinviteAnswered | ReinviteFailed) -> None:
         self._reinvite_pending = False

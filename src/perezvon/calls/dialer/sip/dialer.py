@@ -141,8 +141,9 @@ class SipDialer(Dialer):
                     waits.append(direct)
                     await asyncio.wait([direct, *ended], return_when=asyncio.FIRST_COMPLETED)
                     direct_up = direct.done() and direct.exception() is None and direct.result()
-                # With direct media no RTP reaches us, so silence proves nothing: only a BYE ends it.
-                watch = [] if direct_up else [asyncio.ensure_future(self._media_watchdog(a, b))]
+                # With direct media no RTP reaches us, so silence proves nothing: OPTIONS pings do.
+                watchdog = self._dialog_watchdog if direct_up else self._media_watchdog
+                watch = [asyncio.ensure_future(watchdog(a, b))]
                 waits += watch
                 await asyncio.wait([*ended, *watch], return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:
@@ -188,6 +189,23 @@ class SipDialer(Dialer):
         if b_new is not None:
             await b.redirect_media(None)
         return False
+
+    async def _dialog_watchdog(self, a: SipLeg, b: SipLeg) -> None:
+        """Direct media's dead-peer check: every `rtp_timeout / 2` s an in-dialog OPTIONS to each far
+        end; return when one answers that the dialog is gone (481, 408, no answer: RFC 5057)."""
+        if not self.rtp_timeout:
+            await asyncio.Event().wait()
+        gone = [asyncio.ensure_future(a._gone.wait()), asyncio.ensure_future(b._gone.wait())]
+        try:
+            while True:
+                for leg in (a, b):
+                    leg.ping()
+                done, _ = await asyncio.wait(gone, timeout=self.rtp_timeout / 2, return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    return
+        finally:
+            for g in gone:
+                g.cancel()
 
     async def _media_watchdog(self, a: SipLeg, b: SipLeg) -> None:
         """Return when a leg that should be sending has sent nothing for `rtp_timeout` seconds.

@@ -88,6 +88,7 @@ class SipLeg(CallLeg):
         # Direct media: our re-INVITE's answer awaited, and the relay count when the far ends met.
         self._reoffer: asyncio.Future[Negotiated | None] | None = None
         self.relayed_at_direct: int | None = None
+        self._gone = asyncio.Event()  # an in-dialog OPTIONS found the dialog gone
 
     @property
     def dialog(self) -> Dialog | None:
@@ -336,6 +337,15 @@ class SipLeg(CallLeg):
             return await self._reoffer
         finally:
             self._reoffer = None
+
+    def ping(self) -> None:
+        """Ask the far end whether it still holds the dialog (in-dialog OPTIONS); `_gone` if not."""
+        if self.call is not None and not self.is_ended:
+            self._signal(self.call.ping)
+
+    def _on_pingfailed(self, event: sip.PingFailed) -> None:
+        log.info("%s no longer holds the call (OPTIONS: %s)", self.masked_number, event.status or "no answer")
+        self._gone.set()
 
     def _on_terminated(self, event: sip.Terminated) -> None:
         self.ended_by_remote = self.ended_by_remote or event.by_remote
