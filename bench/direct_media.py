@@ -17,7 +17,7 @@ forwarded nothing, and every call hung up cleanly.
 The relayed figure of the same run comes from bench/sip_relay.py's relay level (real RTP, 100 pkt/s
 per call through our relay, loss < 0.1 % and added jitter p99 < 5 ms): the largest level that passed.
 
-Usage:  .venv/bin/python bench/direct_media.py [--levels 250,500,1000] [--seconds 10]
+Usage:  .venv/bin/python bench/direct_media.py [--levels 250,500,1000] [--seconds 32] [--ping-every 30]
                                                [--relayed-levels 25,50,100,150] [--relayed-seconds 5]
 Needs sipp (Debian sip-tester); the relayed levels also sox and tcpdump (root, capture on lo).
 Nothing leaves 127.0.0.1.
@@ -77,16 +77,37 @@ def _ok(to: str, version: int) -> str:
 """
 
 
+PING_OK = """  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+
 def uas_scenario() -> str:
-    """A phone that answers, takes our re-INVITE (same media, as a phone keeps its port), then our BYE."""
+    """A phone that answers, takes our re-INVITE (same media, as a phone keeps its port), answers our
+    OPTIONS pings (direct media's dead-peer check) while it waits, then our BYE."""
     return (
         '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="direct media uas">\n'
         '  <recv request="INVITE"/>\n'
         + _ok("[last_To:];tag=[pid]SIPpTag01[call_number]", 1)
         + '  <recv request="ACK"/>\n  <recv request="INVITE"/>\n'
         + _ok("[last_To:]", 2)
-        + '  <recv request="ACK"/>\n'
+        + '  <recv request="ACK"/>\n  <label id="1"/>\n'
+        + '  <recv request="OPTIONS" optional="true" next="2"/>\n'
         + UAS_BYE
+        + '  <nop next="3"/>\n  <label id="2"/>\n'
+        + PING_OK
+        + '  <nop next="1"/>\n  <label id="3"/>\n'
         + "</scenario>\n"
     )
 
@@ -134,10 +155,10 @@ async def until_direct(pairs: list[tuple[SipLeg, SipLeg]], timeout: float) -> No
         await asyncio.sleep(0.05)
 
 
-async def direct_level(work: Path, calls: int, seconds: float) -> DirectResult:
+async def direct_level(work: Path, calls: int, seconds: float, ping_every: float) -> DirectResult:
     op_proc, op_port = start_sipp(work, uas_scenario(), "operator")
     vis_proc, vis_port = start_sipp(work, uas_scenario(), "visitor")
-    dialer = SipDialer(None, rtp_timeout=0)
+    dialer = SipDialer(None, rtp_timeout=2 * ping_every)  # each held call pings both ends that often
     await dialer.start()
     try:
         await asyncio.sleep(0.5)  # sipp has no readiness signal; INVITE retransmission would cover it anyway
@@ -196,7 +217,8 @@ def print_direct(r: DirectResult) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levels", default="250,500,1000", help="concurrent direct-media calls")
-    parser.add_argument("--seconds", type=float, default=10.0, help="holding window per direct level")
+    parser.add_argument("--seconds", type=float, default=32.0, help="holding window per direct level")
+    parser.add_argument("--ping-every", type=float, default=30.0, help="OPTIONS to each far end (as deployed)")
     parser.add_argument("--relayed-levels", default="25,50,100,150", help="relayed levels of the same run ('' none)")
     parser.add_argument("--relayed-seconds", type=float, default=5.0)
     args = parser.parse_args()
@@ -212,6 +234,7 @@ def main() -> None:
         work = Path(tmp)
         print(
             f"Direct media benchmark: {os.cpu_count()} CPUs, signalling only, {args.seconds:.0f} s held per "
+            f"level, an OPTIONS ping to each far end every {args.ping_every:.0f} s; "
             f"level; load average before: {os.getloadavg()[0]:.2f}"
         )
         print(
@@ -219,7 +242,7 @@ def main() -> None:
             f"{'CPU held':>8} {'KB/call':>8} {'relayed':>7} {'RTP in':>6} {'hung up':>7} ok"
         )
         for calls in (int(x) for x in args.levels.split(",") if x):
-            result = asyncio.run(direct_level(work, calls, args.seconds))
+            result = asyncio.run(direct_level(work, calls, args.seconds, args.ping_every))
             print_direct(result)
             if result.ok:
                 best_direct = max(best_direct, calls)
