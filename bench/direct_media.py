@@ -235,7 +235,7 @@ def main() -> None:
         print(
             f"Direct media benchmark: {os.cpu_count()} CPUs, signalling only, {args.seconds:.0f} s held per "
             f"level, an OPTIONS ping to each far end every {args.ping_every:.0f} s; "
-            f"level; load average before: {os.getloadavg()[0]:.2f}"
+            f"load average before: {os.getloadavg()[0]:.2f}"
         )
         print(
             f"{'mode':>8} {'calls':>5} {'up':>5} {'direct':>6} {'ring':>8} {'switch':>9} {'ms/call':>8} "

@@ -140,7 +140,10 @@ class SipDialer(Dialer):
                     direct = asyncio.ensure_future(self._direct_media(a, b))
                     waits.append(direct)
                     await asyncio.wait([direct, *ended], return_when=asyncio.FIRST_COMPLETED)
-                    direct_up = direct.done() and direct.exception() is None and direct.result()
+                    failed = direct.exception() if direct.done() else None
+                    if failed is not None:  # a bug, not a refusal: the relay keeps carrying the call
+                        log.error("direct media failed", exc_info=failed)
+                    direct_up = direct.done() and failed is None and direct.result()
                 # With direct media no RTP reaches us, so silence proves nothing: OPTIONS pings do.
                 watchdog = self._dialog_watchdog if direct_up else self._media_watchdog
                 watch = [asyncio.ensure_future(watchdog(a, b))]
