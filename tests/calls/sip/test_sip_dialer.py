@@ -155,8 +155,11 @@ class FakeTrunk(asyncio.DatagramProtocol):
         """Refused as the number says (…r488, …r491) or by a phone of one law, else 200 with the phone's SDP."""
         number = SipUri.parse(req.to_addr.uri).user
         self.reinvites.setdefault(number, []).append(req)
+        if "r491once" in number and len(self.reinvites[number]) == 1:
+            self.reply(req, 491)  # glare once: the retry is answered
+            return
         for refusal in (488, 491):
-            if f"r{refusal}" in number:
+            if f"r{refusal}" in number and "once" not in number:
                 self.reply(req, refusal)
                 return
         if self.codec[number] not in parse_sdp(req.body).payload_types:

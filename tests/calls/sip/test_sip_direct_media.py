@@ -114,17 +114,27 @@ async def test_phones_of_different_laws_stay_relayed_and_transcoded(dialer, trun
     await hang_up(task, a)
 
 
-async def test_glare_from_the_second_end_puts_the_first_back_on_our_relay(dialer, trunk) -> None:
+async def test_glare_is_tried_once_more_then_the_first_end_is_put_back_on_our_relay(dialer, trunk) -> None:
+    dialer.glare_retry = (0.01, 0.02)  # RFC 3261's 2.1-4 s, shortened
     a, b = await answered_pair(dialer, trunk, "79000000051", "79000000052r491")
-    task = await bridged(dialer, trunk, (a, b), answers=3)
+    task = await bridged(dialer, trunk, (a, b), answers=4)
     ours = trunk.our_rtp_port["79000000051"]
     b_phone = trunk.phones["79000000052r491"].port
-    # Pointed at B's phone, then (B answered 491) back at our own port with both codecs.
+    # Pointed at B's phone; B answered 491 twice; so A goes back to our own port, with both codecs.
     assert offered(trunk, "79000000051") == [(b_phone, [PCMU, 101]), (ours, [PCMU, 8, 101])]
-    assert len(offered(trunk, "79000000052r491")) == 1
+    assert len(offered(trunk, "79000000052r491")) == 2
     assert a.media is not None and a.media.port == trunk.phones["79000000051"].port
     assert a.relayed_at_direct is None and b.relayed_at_direct is None and not task.done()
     await relayed_a_to_b(trunk, a, "79000000051", "79000000052r491")
+    await hang_up(task, a)
+
+
+async def test_glare_once_then_the_retry_goes_direct(dialer, trunk) -> None:
+    dialer.glare_retry = (0.01, 0.02)
+    a, b = await answered_pair(dialer, trunk, "79000000053r491once", "79000000054")
+    task = await bridged(dialer, trunk, (a, b), answers=3)
+    assert len(offered(trunk, "79000000053r491once")) == 2 and len(offered(trunk, "79000000054")) == 1
+    assert a.relayed_at_direct is not None and b.relayed_at_direct is not None
     await hang_up(task, a)
 
 

@@ -14,6 +14,7 @@ import heapq
 import ipaddress
 import itertools
 import logging
+import random
 import secrets
 import socket
 import ssl
@@ -25,6 +26,7 @@ from .dialog import ALLOW
 from .leg import SipLeg
 from .message import SipRequest, SipResponse, make_response
 from .recorder import Recorder
+from .sdp import Negotiated
 from .transactions import TransactionTable, Transmit
 from .transport import Address, TcpTransport, TlsTransport, UdpTransport, tls_context
 
@@ -62,6 +64,9 @@ class SipDialer(Dialer):
         self.tls_context = tls
         self.rtp_ports = rtp_ports  # e.g. (10000, 20000) to fit a firewall rule; None = any free port
         self.rtp_timeout = rtp_timeout  # seconds without media before a bridged call is ended; 0 = never
+        # After a 491 to our re-INVITE, one more try after a random wait in this range (RFC 3261
+        # §14.1: 2.1-4 s for the owner of the Call-ID, which we are for every leg).
+        self.glare_retry = (2.1, 4.0)
         self.bind_host = bind_host
         self.bind_port = bind_port
         self.recordings_dir = recordings_dir
@@ -174,14 +179,14 @@ class SipDialer(Dialer):
             return False  # on hold, or no media yet: nothing to hand over
         if a._srtp is not None or b._srtp is not None:
             return False  # SRTP keys are per hop: each far end's would have to reach the other
-        a_new = await a.redirect_media(mb)
+        a_new = await self._redirect(a, mb)
         if a_new is None:
             return False
         if a_new.codec != mb.codec:  # an answer outside our offer: B would get a codec it did not choose
             log.info("direct media: %s answered another codec; relaying", a.masked_number)
             await a.redirect_media(None)
             return False
-        b_new = await b.redirect_media(a_new)
+        b_new = await self._redirect(b, a_new)
         if b_new is not None and b_new.target == mb.target and b_new.codec == mb.codec:
             for leg in (a, b):
                 leg.relayed_at_direct = leg.packets_relayed
@@ -192,6 +197,15 @@ class SipDialer(Dialer):
         if b_new is not None:
             await b.redirect_media(None)
         return False
+
+    async def _redirect(self, leg: SipLeg, to: Negotiated) -> Negotiated | None:
+        """`leg.redirect_media(to)`, tried once more after glare (491): the far end's own re-INVITE
+        (a session refresh, say) crossed ours, and is over by then."""
+        media = await leg.redirect_media(to)
+        if media is None and leg.reinvite_refusal == 491 and not leg.is_ended:
+            await asyncio.sleep(random.uniform(*self.glare_retry))
+            media = await leg.redirect_media(to)
+        return media
 
     async def _dialog_watchdog(self, a: SipLeg, b: SipLeg) -> None:
         """Direct media's dead-peer check: every `rtp_timeout / 2` s an in-dialog OPTIONS to each far

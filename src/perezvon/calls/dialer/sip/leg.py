@@ -88,6 +88,7 @@ class SipLeg(CallLeg):
         # Direct media: our re-INVITE's answer awaited, and the relay count when the far ends met.
         self._reoffer: asyncio.Future[Negotiated | None] | None = None
         self.relayed_at_direct: int | None = None
+        self.reinvite_refusal: int | None = None  # the last refusal's status (491: glare, worth a retry)
         self._gone = asyncio.Event()  # an in-dialog OPTIONS found the dialog gone
 
     @property
@@ -311,6 +312,7 @@ class SipLeg(CallLeg):
 
     def _on_reinvitefailed(self, event: sip.ReinviteFailed) -> None:
         log.info("re-INVITE to %s refused: %s %s", self.masked_number, event.status or "-", event.reason)
+        self.reinvite_refusal = event.status
         self._reoffered(None)
 
     def _reoffered(self, media: Negotiated | None) -> None:
@@ -332,6 +334,7 @@ class SipLeg(CallLeg):
         else:
             sdp = self._sdp(codecs=(to.codec,), address=to.address, port=to.port, dtmf_pt=to.dtmf_pt)
         self._reoffer = asyncio.get_running_loop().create_future()
+        self.reinvite_refusal = None
         try:
             self._signal(lambda now: call.reinvite(now, sdp))
             return await self._reoffer
