@@ -51,8 +51,6 @@ async def test_both_phones_hear_each_other_and_our_relay_carries_nothing(kamaili
             relayed = leg.packets_relayed - leg.relayed_at_direct
             assert relayed <= IN_FLIGHT, (leg.packets_relayed, leg.relayed_at_direct)
             assert leg.media is not None and leg.media.target == ours[leg].target  # its phone kept its port
-        # The far ends' RTP went to each other, not to us: of ~5 s of call we received well under a second.
-        assert op_leg.packets_in + vis_leg.packets_in < 2 * 50 + 2 * IN_FLIGHT, (op_leg.packets_in, vis_leg.packets_in)
         await operator.wait_event("CALL_CLOSED")
         await visitor.wait_event("CALL_CLOSED")
     finally:
