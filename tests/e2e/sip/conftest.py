@@ -388,10 +388,16 @@ def phones(tmp_path: Path) -> Iterator[object]:
     started: list[Phone] = []
 
     async def start(
-        number: str, freq: float, seconds: float = 30.0, *, answermode: str = "auto", mediaenc: str = ""
+        number: str,
+        freq: float,
+        seconds: float = 30.0,
+        *,
+        answermode: str = "auto",
+        mediaenc: str = "",
+        config: str = "",
     ) -> Phone:
         """A phone playing a `freq` tone; `answermode=manual` rings until told to `accept`;
-        `mediaenc` ("srtp" offers/accepts SDES, "srtp-mand" insists on it)."""
+        `mediaenc` ("srtp" offers/accepts SDES, "srtp-mand" insists on it); `config`: more config lines."""
         sip_port = free_port_block(2)
         ctrl_port = free_port()
         rtp_lo = free_port_block(8)
@@ -408,6 +414,7 @@ def phones(tmp_path: Path) -> Iterator[object]:
                 source=source,
                 ctrl_port=ctrl_port,
             )
+            + config
         )
         enc = f";mediaenc={mediaenc}" if mediaenc else ""
         (work / "accounts").write_text(f"<sip:{number}@{HOST}>;regint=0;answermode={answermode}{enc}\n")
