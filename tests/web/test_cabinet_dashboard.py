@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
 
+from perezvon.services.stats import daily
 from perezvon.store.tables import call_attempts, callback_requests
 from perezvon.web.charts import bar_chart
-from perezvon.web.stats import daily
 
 
 def test_a_bar_chart_is_inline_svg_with_one_bar_per_value():

@@ -236,6 +236,8 @@ async def list_requests(
     date_to: Annotated[str | None, Query(alias="dateTo")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
+    before: Annotated[int | None, Query(ge=1, description="requests older than this id (keyset: nextBefore)")] = None,
+    after: Annotated[int | None, Query(ge=0, description="requests newer than this id (keyset: prevAfter)")] = None,
 ) -> dict[str, Any]:
     if status is not None and status not in STATUSES:
         raise PublicError(
@@ -255,12 +257,21 @@ async def list_requests(
         created_from=_date_bound(date_from, "dateFrom"),
         created_to=_date_bound(date_to, "dateTo"),
     )
-    rows, attempts, total = await jour.list(who, flt, limit=limit, offset=offset)
+    if before is not None and after is not None:
+        raise PublicError(
+            "validation_error",
+            "Give before or after, not both",
+            {"fields": [{"name": "after", "errors": [{"message": "not together with before"}]}]},
+        )
+    page = await jour.page(who, flt, limit=limit, offset=offset, before=before, after=after)
     return {
-        "items": [request_resource(r, attempts.get(r["id"], [])) for r in rows],
-        "total": total,
+        "items": [request_resource(r, page.attempts.get(r["id"], [])) for r in page.rows],
+        "total": page.total,
+        "totalExact": page.total_exact,
         "limit": limit,
         "offset": offset,
+        "nextBefore": page.older,
+        "prevAfter": page.newer,
     }
 
 

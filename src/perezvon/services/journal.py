@@ -1,20 +1,31 @@
-"""The call journal: callback requests with their attempts, filtered and paged, scoped by tenancy."""
+"""The call journal: callback requests with their attempts, filtered and paged, scoped by tenancy.
+
+Every read costs what its page and its matches cost, not what the table holds: filters use the
+indexes of migration 0004 (store/search.py), pages go by id (keyset cursors; ``offset`` still works
+but costs what it skips), the total is counted only up to ``TOTAL_CAP`` matches, and the export
+reads in batches by id.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import func, select
 
 from ..domain import callback as cb
+from ..store import search
 from ..store.db import Database
-from ..store.tables import call_attempts, callback_requests, sites, tracking_sessions
+from ..store.tables import call_attempts, callback_requests, request_stats, sites, tracking_sessions
 from .accounts import Principal
 from .catalog import NotFound
 
 STATUSES = cb.STATUSES  # the journal filters by the life cycle's statuses
+# Totals are exact up to this many matches (DESIGN §7); past it a list says "at least this many".
+TOTAL_CAP = 10_000
+EXPORT_BATCH = 1000
 
 
 @dataclass
@@ -30,17 +41,37 @@ class JournalFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
 
+    @property
+    def by_site_only(self) -> bool:
+        """Nothing narrows the rows but the site: the aggregates know the exact total."""
+        return not any(
+            (self.status, self.route_key, self.widget_id, self.unit_id, self.phone, self.tag, self.search)
+        ) and (self.created_from is None and self.created_to is None)
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    attempts: dict[int, list[dict[str, Any]]]
+    total: int
+    total_exact: bool  # False: at least ``total`` (TOTAL_CAP) requests match
+    older: int | None  # the ``before`` cursor of the next, older page; None at the oldest
+    newer: int | None  # the ``after`` cursor of the previous, newer page; None at the newest
+
 
 class Journal:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def _owned_sites(self, who: Principal):  # type: ignore[no-untyped-def]
+        return select(sites.c.id).where(sites.c.account_id == who.account_id)
+
     def _scoped(self, who: Principal, flt: JournalFilter):  # type: ignore[no-untyped-def]
         query = select(callback_requests)
         if not who.is_operator:
-            owned = select(sites.c.id).where(sites.c.account_id == who.account_id)
-            query = query.where(callback_requests.c.site_id.in_(owned))
+            query = query.where(callback_requests.c.site_id.in_(self._owned_sites(who)))
         c = callback_requests.c
+        sqlite = self.db.is_sqlite
         if flt.site_id is not None:
             query = query.where(c.site_id == flt.site_id)
         if flt.status:
@@ -52,57 +83,120 @@ class Journal:
         if flt.unit_id is not None:
             query = query.where(c.unit_id == flt.unit_id)
         if flt.phone:
-            query = query.where(c.phone.contains(flt.phone, autoescape=True))
+            query = query.where(search.phone_contains(flt.phone, sqlite=sqlite))
         if flt.tag:
-            # JSON arrays are stored as text on both databases; match the quoted element.
-            query = query.where(cast(c.tags, String).contains(_json_string(flt.tag), autoescape=True))
+            query = query.where(search.has_tag(flt.tag, sqlite=sqlite))
         if flt.search:
-            needle = flt.search.lower()
-            query = query.where(
-                func.lower(cast(c.fields, String)).contains(needle, autoescape=True)
-                | c.phone.contains(needle, autoescape=True)
-                | func.lower(cast(c.tags, String)).contains(needle, autoescape=True)
-            )
+            query = query.where(search.text_matches(flt.search, sqlite=sqlite))
         if flt.created_from is not None:
             query = query.where(c.created_at >= flt.created_from)
         if flt.created_to is not None:
             query = query.where(c.created_at < flt.created_to)
         return query
 
-    async def list(
-        self, who: Principal, flt: JournalFilter, *, limit: int = 50, offset: int = 0
-    ) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]], int]:
+    async def page(
+        self,
+        who: Principal,
+        flt: JournalFilter,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> Page:
+        """One page, newest first: older than ``before``, newer than ``after``, or past ``offset`` rows."""
         query = self._scoped(who, flt)
+        c = callback_requests.c
+        if after is not None:
+            query = query.where(c.id > after).order_by(c.id.asc()).limit(limit + 1)
+        else:
+            if before is not None:
+                query = query.where(c.id < before)
+            query = query.order_by(c.id.desc()).limit(limit + 1).offset(offset)
         async with self.db.read() as conn:
-            total = (await conn.execute(select(func.count()).select_from(query.subquery()))).scalar() or 0
-            rows = [
-                dict(r)
-                for r in (
-                    await conn.execute(
-                        query.order_by(callback_requests.c.id.desc()).limit(limit).offset(offset)
-                    )
-                ).mappings()
-            ]
+            rows = [dict(r) for r in (await conn.execute(query)).mappings()]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            total, exact = await self._total(conn, who, flt)
             attempts = await self._attempts(conn, [r["id"] for r in rows])
-        return rows, attempts, int(total)
+        if after is not None:
+            rows.reverse()
+            older = rows[-1]["id"] if rows else after + 1
+            newer = rows[0]["id"] if more else None
+        else:
+            older = rows[-1]["id"] if more else None
+            newer = rows[0]["id"] if rows and (before is not None or offset > 0) else None
+        return Page(rows, attempts, total, exact, older, newer)
+
+    async def _total(self, conn, who: Principal, flt: JournalFilter) -> tuple[int, bool]:  # type: ignore[no-untyped-def]
+        if flt.by_site_only:
+            # The per-slot aggregates hold every request's count: exact at any size, a few rows per day.
+            query = select(func.coalesce(func.sum(request_stats.c.requests), 0))
+            if flt.site_id is not None:
+                query = query.where(request_stats.c.site_id == flt.site_id)
+            if not who.is_operator:
+                query = query.where(request_stats.c.site_id.in_(self._owned_sites(who)))
+            return int((await conn.execute(query)).scalar() or 0), True
+        capped = self._scoped(who, flt).with_only_columns(callback_requests.c.id).limit(TOTAL_CAP + 1)
+        counted = int((await conn.execute(select(func.count()).select_from(capped.subquery()))).scalar() or 0)
+        return min(counted, TOTAL_CAP), counted <= TOTAL_CAP
+
+    async def export(
+        self, who: Principal, flt: JournalFilter, *, batch: int = EXPORT_BATCH
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]]:
+        """Every matching request, newest first, in batches read by id: no count, no OFFSET, and no
+        connection held between batches, so a slow download neither grows memory nor pins the database."""
+        before: int | None = None
+        c = callback_requests.c
+        while True:
+            query = self._scoped(who, flt).order_by(c.id.desc()).limit(batch)
+            if before is not None:
+                query = query.where(c.id < before)
+            async with self.db.read() as conn:
+                rows = [dict(r) for r in (await conn.execute(query)).mappings()]
+                attempts = await self._attempts(conn, [r["id"] for r in rows])
+            if rows:
+                yield rows, attempts
+            if len(rows) < batch:
+                return
+            before = rows[-1]["id"]
 
     async def get(self, who: Principal, request_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with self.db.read() as conn:
             row = (
-                await conn.execute(self._scoped(who, JournalFilter()).where(callback_requests.c.id == request_id))
-            ).mappings().first()
+                (await conn.execute(self._scoped(who, JournalFilter()).where(callback_requests.c.id == request_id)))
+                .mappings()
+                .first()
+            )
             if row is None:
                 raise NotFound(f"request {request_id}")
             attempts = (await self._attempts(conn, [request_id])).get(request_id, [])
         return dict(row), attempts
+
+    async def recording_path(self, who: Principal, attempt_id: int) -> str:
+        """The stored path of an attempt's recording, for whoever may read its request (else NotFound)."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(call_attempts.c.request_id, call_attempts.c.recording_path).where(
+                        call_attempts.c.id == attempt_id
+                    )
+                )
+            ).first()
+        if row is None or not row.recording_path:
+            raise NotFound(f"attempt {attempt_id}")
+        await self.get(who, row.request_id)
+        return str(row.recording_path)
 
     async def session(self, session_id: int | None) -> dict[str, Any] | None:
         if session_id is None:
             return None
         async with self.db.read() as conn:
             row = (
-                await conn.execute(select(tracking_sessions).where(tracking_sessions.c.id == session_id))
-            ).mappings().first()
+                (await conn.execute(select(tracking_sessions).where(tracking_sessions.c.id == session_id)))
+                .mappings()
+                .first()
+            )
         return dict(row) if row else None
 
     @staticmethod
@@ -118,9 +212,3 @@ class Journal:
         for row in rows.mappings():
             grouped.setdefault(row["request_id"], []).append(dict(row))
         return grouped
-
-
-def _json_string(value: str) -> str:
-    import json
-
-    return json.dumps(value)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..shapes.resources import UTM_KEYS, iso
@@ -71,16 +70,24 @@ def request_row(row: dict[str, Any], attempts: list[dict[str, Any]], site_name: 
     return [neutralize(v) for v in values]
 
 
-def encode(rows: Iterable[list[str]]) -> Iterator[str]:
-    """CSV text chunk by chunk, starting with a BOM so spreadsheets read the UTF-8 (Cyrillic) right."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    buffer.write("\ufeff")
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow(row)
-        if buffer.tell() > 32_768:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+class Writer:
+    """CSV text written row by row and handed out in chunks, so an export streams in constant memory."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def header(self) -> str:
+        """The BOM (so spreadsheets read the UTF-8, Cyrillic too, right) and the column names."""
+        self._buffer.write("\ufeff")
+        self._csv.writerow(COLUMNS)
+        return self.flush()
+
+    def row(self, cells: list[str]) -> None:
+        self._csv.writerow(cells)
+
+    def flush(self) -> str:
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text

@@ -10,10 +10,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..services.intake import points_spent_today
+from ..services.stats import daily
 from . import i18n
 from .base import duration, page, render
 from .charts import bar_chart, nice_ceiling
-from .stats import daily
 
 DAYS = 30
 

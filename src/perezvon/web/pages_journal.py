@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -20,12 +19,10 @@ from ..services.accounts import Principal
 from ..services.catalog import Catalog, NotFound
 from ..services.journal import STATUSES, Journal, JournalFilter
 from ..shapes.resources import UTM_KEYS, attempt_resource
-from ..store.tables import call_attempts
 from . import csvexport
 from .base import page, render, url
 
 PAGE_SIZE = 50
-CSV_LIMIT = 100_000
 KEEPALIVE_S = 15.0
 # uvicorn waits for open responses before it shuts down, so an endless stream would hold up every
 # restart while a journal tab is open. Each stream ends after this long; EventSource reconnects by itself.
@@ -115,25 +112,26 @@ def _row_view(scope: Scope, row: dict[str, Any], attempts: list[dict[str, Any]])
 
 async def _journal_context(request: Request) -> dict[str, Any]:
     scope = await load_scope(request)
+    before, after = _int(request.query_params.get("before")), _int(request.query_params.get("after"))
     page_no = max(1, _int(request.query_params.get("page")) or 1)
+    offset = (page_no - 1) * PAGE_SIZE if before is None and after is None else 0
     journal: Journal = request.app.state.journal
-    rows, attempts, total = await journal.list(
-        request.state.user.principal, scope.filter, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE
+    found = await journal.page(
+        request.state.user.principal, scope.filter, limit=PAGE_SIZE, offset=offset, before=before, after=after
     )
     filters = {k: v for k, v in scope.params.items() if v}
-    pages = max(1, -(-total // PAGE_SIZE))
+    here = {"before": before} if before is not None else {"after": after} if after is not None else {"page": page_no}
     return {
         "nav": "journal",
         "scope": scope,
         "filters": filters,
-        "rows": [_row_view(scope, r, attempts.get(r["id"], [])) for r in rows],
-        "total": total,
-        "page_no": page_no,
-        "pages": pages,
-        "prev_url": url("/journal", **filters, page=page_no - 1) if page_no > 1 else None,
-        "next_url": url("/journal", **filters, page=page_no + 1) if page_no < pages else None,
+        "rows": [_row_view(scope, r, found.attempts.get(r["id"], [])) for r in found.rows],
+        "total": found.total,
+        "total_exact": found.total_exact,
+        "prev_url": url("/journal", **filters, after=found.newer) if found.newer is not None else None,
+        "next_url": url("/journal", **filters, before=found.older) if found.older is not None else None,
         "csv_url": url("/journal.csv", **filters),
-        "rows_url": url("/journal/rows", **filters, page=page_no),
+        "rows_url": url("/journal/rows", **filters, **here),
         "events_url": url("/journal/events") if _bus_sees_calls(request) else "",
         "statuses": STATUSES,
     }
@@ -226,35 +224,31 @@ async def journal_events(request: Request) -> Response:
 
 @page
 async def journal_csv(request: Request) -> Response:
+    """Every matching request as CSV, streamed: rows go out as they are read, in batches by id."""
     scope = await load_scope(request)
     journal: Journal = request.app.state.journal
     who: Principal = request.state.user.principal
 
-    async def rows() -> AsyncIterator[str]:
-        lines: list[list[str]] = []
-        offset = 0
-        while offset < CSV_LIMIT:
-            batch, attempts, _ = await journal.list(who, scope.filter, limit=500, offset=offset)
+    async def lines() -> AsyncIterator[str]:
+        writer = csvexport.Writer()
+        yield writer.header()
+        async for batch, attempts in journal.export(who, scope.filter):
             for row in batch:
                 site = scope.sites.get(row["site_id"])
-                lines.append(
+                writer.row(
                     csvexport.request_row(
                         row, attempts.get(row["id"], []), site["name"] if site else "", scope.unit_name(row["unit_id"])
                     )
                 )
-            offset += len(batch)
-            if len(batch) < 500:
-                break
-        for chunk in csvexport.encode(lines):
-            yield chunk
+            yield writer.flush()
 
     stamp = datetime.now(ZoneInfo(scope.zone)).strftime("%Y%m%d-%H%M")
     return StreamingResponse(
-        rows(),
+        lines(),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="perezvon-journal-{stamp}.csv"',
-            "Cache-Control": "no-store",
+            "Cache-Control": "no-store",  # no cap: every matching row is sent
         },
     )
 
@@ -303,18 +297,7 @@ async def request_page(request: Request) -> Response:
 
 async def recording_response(request: Request, who: Principal, attempt_id: int) -> Response:
     """An attempt's recording, to whoever may read its request (others get 404, like any foreign object)."""
-    async with request.app.state.db.read() as conn:
-        row = (
-            await conn.execute(
-                select(call_attempts.c.request_id, call_attempts.c.recording_path).where(
-                    call_attempts.c.id == attempt_id
-                )
-            )
-        ).first()
-    if row is None or not row.recording_path:
-        raise NotFound(f"attempt {attempt_id}")
-    await request.app.state.journal.get(who, row.request_id)
-    path = Path(row.recording_path)
+    path = Path(await request.app.state.journal.recording_path(who, attempt_id))
     base = request.app.state.settings.recordings_dir
     if not path.is_absolute() and base:
         path = Path(base) / path

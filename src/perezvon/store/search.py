@@ -1,0 +1,79 @@
+"""Journal search over the indexes of migration 0004, one function per filter, per database.
+
+Both databases answer the same question: does the text a visitor typed (field and custom field
+values, tags) or the phone contain the needle, in any script, whatever the case. SQLite asks an FTS5
+trigram table (case folded in every script by the tokenizer); PostgreSQL asks ``pg_trgm`` GIN indexes
+on text lowered by the trigger. Needles shorter than a trigram cannot use either index and scan the
+search table instead: correct, but they cost what the table holds.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Integer, String, column, func, literal, literal_column, select, table
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import ColumnElement
+
+from .tables import callback_requests
+
+TRIGRAM = 3
+
+# SQLite: FTS5 (rowid = request id) and normalised tags.
+_fts = table("request_search", column("rowid", Integer), column("phone", String), column("body", String))
+_fts_match = literal_column("request_search").op("MATCH")
+_tags = table("request_tags", column("tag", String), column("request_id", Integer))
+# PostgreSQL: lowered text and jsonb tags per request.
+_pg_search = table("request_search", column("request_id", Integer), column("body", String), column("tags", JSONB))
+
+_id = callback_requests.c.id
+
+
+def text_matches(needle: str, *, sqlite: bool) -> ColumnElement[bool]:
+    """Requests whose fields, tags or phone contain ``needle``, case-insensitively."""
+    if sqlite:
+        if len(needle) >= TRIGRAM:
+            return _id.in_(select(_fts.c.rowid).where(_fts_match(_fts_phrase(needle))))
+        pattern = _case_glob(needle)
+        return _id.in_(select(_fts.c.rowid).where(_fts.c.body.op("GLOB")(pattern) | _fts.c.phone.op("GLOB")(pattern)))
+    contains = _like_pattern(needle)
+    in_text = _id.in_(select(_pg_search.c.request_id).where(_pg_search.c.body.like(func.lower(contains), escape="\\")))
+    return in_text | callback_requests.c.phone.like(contains, escape="\\")
+
+
+def phone_contains(part: str, *, sqlite: bool) -> ColumnElement[bool]:
+    """Requests whose phone contains ``part`` (digits as typed)."""
+    if sqlite and len(part) >= TRIGRAM:
+        return _id.in_(select(_fts.c.rowid).where(_fts_match("phone : " + _fts_phrase(part))))
+    # PostgreSQL's trigram index on the phone serves LIKE directly; short parts scan either way.
+    return callback_requests.c.phone.like(_like_pattern(part), escape="\\")
+
+
+def has_tag(tag: str, *, sqlite: bool) -> ColumnElement[bool]:
+    """Requests carrying exactly this tag."""
+    if sqlite:
+        return _id.in_(select(_tags.c.request_id).where(_tags.c.tag == tag))
+    return _id.in_(select(_pg_search.c.request_id).where(_pg_search.c.tags.contains(literal([tag], JSONB))))
+
+
+def _fts_phrase(needle: str) -> str:
+    """One FTS5 phrase: the needle as a literal string (double quotes doubled), never query syntax."""
+    return '"' + needle.replace('"', '""') + '"'
+
+
+def _like_pattern(needle: str) -> str:
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _case_glob(needle: str) -> str:
+    """A GLOB pattern (case-sensitive by nature) that matches ``needle`` in any case: ``*[иИ][вВ]*``."""
+    parts = []
+    for char in needle:
+        variants = {char, char.lower(), char.upper()}
+        variants = {v for v in variants if len(v) == 1}
+        if len(variants) > 1:
+            parts.append("[" + "".join(sorted(variants)) + "]")
+        elif char in "*?[":
+            parts.append(f"[{char}]")
+        else:
+            parts.append(char)
+    return "*" + "".join(parts) + "*"
