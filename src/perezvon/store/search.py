@@ -19,7 +19,7 @@ TRIGRAM = 3
 
 # SQLite: FTS5 (rowid = request id) and normalised tags.
 _fts = table("request_search", column("rowid", Integer), column("phone", String), column("body", String))
-_fts_match = literal_column("request_search").op("MATCH")
+_fts_match = literal_column("request_search").op("MATCH", is_comparison=True)
 _tags = table("request_tags", column("tag", String), column("request_id", Integer))
 # PostgreSQL: lowered text and jsonb tags per request.
 _pg_search = table("request_search", column("request_id", Integer), column("body", String), column("tags", JSONB))
@@ -33,7 +33,10 @@ def text_matches(needle: str, *, sqlite: bool) -> ColumnElement[bool]:
         if len(needle) >= TRIGRAM:
             return _id.in_(select(_fts.c.rowid).where(_fts_match(_fts_phrase(needle))))
         pattern = _case_glob(needle)
-        return _id.in_(select(_fts.c.rowid).where(_fts.c.body.op("GLOB")(pattern) | _fts.c.phone.op("GLOB")(pattern)))
+        glob = _fts.c.body.op("GLOB", is_comparison=True)(pattern) | _fts.c.phone.op("GLOB", is_comparison=True)(
+            pattern
+        )
+        return _id.in_(select(_fts.c.rowid).where(glob))
     contains = _like_pattern(needle)
     in_text = _id.in_(select(_pg_search.c.request_id).where(_pg_search.c.body.like(func.lower(contains), escape="\\")))
     return in_text | callback_requests.c.phone.like(contains, escape="\\")

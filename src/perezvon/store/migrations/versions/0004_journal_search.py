@@ -75,11 +75,18 @@ def upgrade() -> None:
 # -- SQLite -------------------------------------------------------------------------------------------------
 
 SQLITE_SLOT = f"((CAST(strftime('%s', {{t}}) AS INTEGER) / {SLOT_S}) * {SLOT_S})"
+# SQLite's JSON functions end a string at an escaped NUL: read those as spaces (the swap keeps the
+# JSON valid even inside an escaped backslash: a literal "\\u0000" becomes "\\u0020").
+SQLITE_JSON = "replace({r}.{c}, '\\u0000', '\\u0020')"
 SQLITE_BODY = """(
-    coalesce((SELECT group_concat(value, ' ') FROM json_tree({r}.fields) WHERE key = 'value'), '') || ' ' ||
-    coalesce((SELECT group_concat(value, ' ') FROM json_tree({r}.custom_fields) WHERE key = 'value'), '') || ' ' ||
-    coalesce((SELECT group_concat(value, ' ') FROM json_each({r}.tags)), '')
-)"""
+    coalesce((SELECT group_concat(value, ' ') FROM json_tree({fields}) WHERE key = 'value'), '') || ' ' ||
+    coalesce((SELECT group_concat(value, ' ') FROM json_tree({custom}) WHERE key = 'value'), '') || ' ' ||
+    coalesce((SELECT group_concat(value, ' ') FROM json_each({tags})), '')
+)""".format(
+    fields=SQLITE_JSON.format(r="{r}", c="fields"),
+    custom=SQLITE_JSON.format(r="{r}", c="custom_fields"),
+    tags=SQLITE_JSON.format(r="{r}", c="tags"),
+)
 
 
 def _sqlite_stats_upsert(r: str, requests: str, completed: str, finished: str, billed: str) -> str:
