@@ -10,8 +10,9 @@ of what a visitor typed (field and custom field values, tags) beside the phone, 
 - SQLite: an FTS5 table ``request_search(phone, body)`` (rowid = request id) with the trigram
   tokenizer, which folds case in every script and answers substring queries of 3+ characters from
   its index; tags as rows of ``request_tags(tag, request_id)``.
-- PostgreSQL: ``request_search(request_id, body, tags)`` with ``body`` lowered and a ``pg_trgm`` GIN
-  index on it, ``tags`` as ``jsonb`` with a GIN index, and a ``pg_trgm`` index on the phone.
+- PostgreSQL: ``request_search(request_id, body, tags)``: ``body`` is the phone and the text, lowered,
+  under one ``pg_trgm`` GIN index (so ``q`` is one index scan, not an OR the planner would scan for);
+  ``tags`` as ``jsonb`` with a GIN index; and a ``pg_trgm`` index on the phone for the phone filter.
   ``lower()`` follows the database's ctype: the migration refuses a database whose ctype does not fold
   Cyrillic (``C``/``POSIX``), as search would silently miss there.
 
@@ -258,13 +259,13 @@ def _upgrade_postgresql() -> None:
             tags jsonb;
         BEGIN
             BEGIN
-                body := concat_ws(' ',
+                body := concat_ws(' ', r.phone,
                     (SELECT string_agg(e ->> 'value', ' ') FROM json_array_elements(r.fields) AS e),
                     (SELECT string_agg(e ->> 'value', ' ') FROM json_array_elements(r.custom_fields) AS e),
                     (SELECT string_agg(t, ' ') FROM json_array_elements_text(r.tags) AS t));
                 tags := r.tags::jsonb;
             EXCEPTION WHEN others THEN
-                body := concat_ws(' ', r.fields::text, r.custom_fields::text, r.tags::text);
+                body := concat_ws(' ', r.phone, r.fields::text, r.custom_fields::text, r.tags::text);
                 tags := '[]'::jsonb;
             END;
             INSERT INTO request_search (request_id, body, tags) VALUES (r.id, lower(body), tags)
