@@ -20,11 +20,11 @@ from perezvon.store.db import Database
 from perezvon.store.migrate import alembic_config
 from perezvon.store.tables import (
     STATS_SLOT_S,
+    WAIT_COLUMNS,
     WAIT_EDGES,
     call_attempts,
     callback_requests,
     request_stats,
-    wait_stats,
 )
 
 from .conftest import T0
@@ -68,15 +68,14 @@ async def recount(db: Database) -> tuple[dict, dict]:
 
 
 async def aggregates(db: Database) -> tuple[dict, dict]:
+    stats, waits = {}, {}
     async with db.read() as conn:
-        stats = {
-            (r.site_id, r.slot): (r.requests, r.completed, r.finished, r.billed_seconds)
-            for r in await conn.execute(select(request_stats))
-            if (r.requests, r.completed, r.finished, r.billed_seconds) != (0, 0, 0, 0)
-        }
-        waits = {
-            (r.site_id, r.slot, r.bucket): r.answered for r in await conn.execute(select(wait_stats)) if r.answered
-        }
+        for row in (await conn.execute(select(request_stats))).mappings():
+            key = (row["site_id"], row["slot"])
+            counts = (row["requests"], row["completed"], row["finished"], row["billed_seconds"])
+            if counts != (0, 0, 0, 0):
+                stats[key] = counts
+            waits |= {(*key, i): row[name] for i, name in enumerate(WAIT_COLUMNS) if row[name]}
     return stats, waits
 
 

@@ -3,10 +3,12 @@
 Read from the per-site, per-15-minute aggregates that triggers keep in step with the journal
 (migration 0004): a day costs its 96 slots, whatever the history holds. The time to callback is kept
 as a distribution in fixed buckets (``WAIT_EDGES``), so medians are estimates inside one bucket.
+One query, one row per slot: 2 880 rows per site for 30 days.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from ..store.db import Database
-from ..store.tables import STATS_SLOT_S, WAIT_EDGES, request_stats, wait_stats
+from ..store.tables import STATS_SLOT_S, WAIT_COLUMNS, WAIT_EDGES, request_stats
 
 
 def median_of_buckets(counts: list[int]) -> float | None:
@@ -90,33 +92,32 @@ async def daily(db: Database, site_ids: list[int], zone: str, today: date, days:
     start = datetime(first.year, first.month, first.day, tzinfo=tz)
     end = start + timedelta(days=days + 1)  # past the last day in any case; days outside are dropped
     low, high = int(start.timestamp()) // STATS_SLOT_S * STATS_SLOT_S, int(end.timestamp())
-    s, w = request_stats.c, wait_stats.c
+    s = request_stats.c
+    local_day = _day_of_slot(tz)
+    sums = [func.sum(s[name]) for name in ("requests", "completed", "finished", "billed_seconds", *WAIT_COLUMNS)]
     async with db.read() as conn:
         slots = await conn.execute(
-            select(
-                s.slot, func.sum(s.requests), func.sum(s.completed), func.sum(s.finished), func.sum(s.billed_seconds)
-            )
-            .where(s.site_id.in_(site_ids), s.slot >= low, s.slot < high)
-            .group_by(s.slot)
+            select(s.slot, *sums).where(s.site_id.in_(site_ids), s.slot >= low, s.slot < high).group_by(s.slot)
         )
-        for slot, requests, completed, finished, billed in slots:
-            day = buckets.get(_local_day(slot, tz))
+        for slot, requests, completed, finished, billed, *waits in slots:
+            day = buckets.get(local_day(slot))
             if day is not None:
                 day.requests += int(requests)
                 day.completed += int(completed)
                 day.finished += int(finished)
                 day.billed_seconds += int(billed)
-        waits = await conn.execute(
-            select(w.slot, w.bucket, func.sum(w.answered))
-            .where(w.site_id.in_(site_ids), w.slot >= low, w.slot < high)
-            .group_by(w.slot, w.bucket)
-        )
-        for slot, bucket, answered in waits:
-            day = buckets.get(_local_day(slot, tz))
-            if day is not None:
-                day.waits[bucket] += int(answered)
+                day.waits = [have + int(more) for have, more in zip(day.waits, waits, strict=True)]
     return Summary(list(buckets.values()))
 
 
-def _local_day(slot: int, tz: ZoneInfo) -> date:
-    return datetime.fromtimestamp(slot, UTC).astimezone(tz).date()
+def _day_of_slot(tz: ZoneInfo) -> Callable[[int], date]:
+    """Slot -> calendar day in ``tz``, each slot converted once (the wait rows repeat them)."""
+    days: dict[int, date] = {}
+
+    def day(slot: int) -> date:
+        found = days.get(slot)
+        if found is None:
+            found = days[slot] = datetime.fromtimestamp(slot, UTC).astimezone(tz).date()
+        return found
+
+    return day

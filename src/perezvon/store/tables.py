@@ -266,8 +266,16 @@ idempotency_keys = Table(
     Index("ix_idempotency_keys_created", "created_at"),
 )
 
+
+STATS_SLOT_S = 900
+# Upper bounds (seconds, exclusive) of the time-to-callback buckets; the last bucket is open.
+# Migration 0004's triggers carry the same numbers (a test checks).
+WAIT_EDGES = (10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800, 3600, 7200, 21600, 86400)
+WAIT_COLUMNS = [f"wait_{i}" for i in range(len(WAIT_EDGES) + 1)]
+
 # The dashboard's aggregates, kept by triggers in the transaction that writes a request or an attempt
-# (migration 0004). ``slot``: epoch seconds (UTC) of the 15-minute slot the request was created in.
+# (migration 0004), per site and 15-minute slot of the requests' creation (``slot``: epoch seconds,
+# UTC). ``wait_<i>``: requests whose first answered attempt came within bucket i of their due time.
 request_stats = Table(
     "request_stats",
     metadata,
@@ -277,19 +285,5 @@ request_stats = Table(
     Column("completed", Integer(), nullable=False, server_default="0"),
     Column("finished", Integer(), nullable=False, server_default="0"),  # completed + failed
     Column("billed_seconds", BigInteger(), nullable=False, server_default="0"),
-)
-
-STATS_SLOT_S = 900
-# Upper bounds (seconds, exclusive) of the wait buckets of ``wait_stats``; the last bucket is open.
-# Migration 0004's triggers carry the same numbers (a test checks).
-WAIT_EDGES = (10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800, 3600, 7200, 21600, 86400)
-
-# Requests by the wait from due time to their first answered attempt, in the buckets of WAIT_EDGES.
-wait_stats = Table(
-    "wait_stats",
-    metadata,
-    Column("site_id", ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True),
-    Column("slot", BigInteger(), primary_key=True),
-    Column("bucket", Integer(), primary_key=True),
-    Column("answered", Integer(), nullable=False, server_default="0"),
+    *[Column(name, Integer(), nullable=False, server_default="0") for name in WAIT_COLUMNS],
 )

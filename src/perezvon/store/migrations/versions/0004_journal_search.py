@@ -17,12 +17,11 @@ of what a visitor typed (field and custom field values, tags) beside the phone, 
   Cyrillic (``C``/``POSIX``), as search would silently miss there.
 
 Aggregates. ``request_stats`` counts, per site and 15-minute slot (UTC, epoch seconds) of the
-requests' creation: requests, completed, finished (completed + failed) and billed seconds of their
-attempts; ``wait_stats`` counts the requests whose first answered attempt came within each fixed
-wait bucket of the due time. Triggers on ``callback_requests`` and ``call_attempts`` change them in the
-writing transaction, whatever code path writes; a 15-minute slot is the finest step of any time zone's
-offset, so the dashboard sums slots into calendar days of any zone exactly. Existing rows are
-backfilled here.
+requests' creation: requests, completed, finished (completed + failed), billed seconds of their
+attempts, and in ``wait_<i>`` the requests whose first answered attempt came within fixed wait bucket
+i of the due time. Triggers on ``callback_requests`` and ``call_attempts`` change them in the writing
+transaction, whatever code path writes; a 15-minute slot is the finest step of any time zone's offset,
+so the dashboard sums slots into calendar days of any zone exactly. Existing rows are backfilled here.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ SLOT_S = 900
 # Upper bounds (seconds, exclusive) of the wait buckets; the last bucket is open. Must match
 # perezvon.store.tables.WAIT_EDGES (a test checks).
 WAIT_EDGES = (10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800, 3600, 7200, 21600, 86400)
+WAITS = [f"wait_{i}" for i in range(len(WAIT_EDGES) + 1)]
 
 
 def _bucket_case(seconds: str) -> str:
@@ -57,15 +57,8 @@ def upgrade() -> None:
         sa.Column("completed", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("finished", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("billed_seconds", sa.BigInteger(), nullable=False, server_default="0"),
+        *[sa.Column(name, sa.Integer(), nullable=False, server_default="0") for name in WAITS],
         sa.PrimaryKeyConstraint("site_id", "slot", name="pk_request_stats"),
-    )
-    op.create_table(
-        "wait_stats",
-        sa.Column("site_id", id_type, sa.ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("slot", sa.BigInteger(), nullable=False),
-        sa.Column("bucket", sa.Integer(), nullable=False),
-        sa.Column("answered", sa.Integer(), nullable=False, server_default="0"),
-        sa.PrimaryKeyConstraint("site_id", "slot", "bucket", name="pk_wait_stats"),
     )
     if op.get_bind().dialect.name == "postgresql":
         _upgrade_postgresql()
@@ -100,18 +93,26 @@ def _sqlite_stats_upsert(r: str, requests: str, completed: str, finished: str, b
     """
 
 
-def _sqlite_wait_upsert() -> str:
-    """Count NEW (an attempt) as its request's first answer when no other attempt has one."""
-    seconds = "max(0.0, round((julianday(NEW.client_answered_at) - julianday(r.due_at)) * 86400.0, 3))"
+def _wait_upsert(seconds: str, slot: str, conflict_prefix: str) -> str:
+    """Count NEW (an attempt) in its request's wait bucket when no other attempt of it was answered."""
+    flags = ", ".join(f"CASE WHEN b = {i} THEN 1 ELSE 0 END" for i in range(len(WAITS)))
+    adds = ", ".join(f"{w} = {conflict_prefix}{w} + excluded.{w}" for w in WAITS)
     return f"""
-        INSERT INTO wait_stats (site_id, slot, bucket, answered)
-        SELECT r.site_id, {SQLITE_SLOT.format(t="r.created_at")}, {_bucket_case(seconds)}, 1
-        FROM callback_requests AS r
-        WHERE r.id = NEW.request_id AND NOT EXISTS (
-            SELECT 1 FROM call_attempts AS a
-            WHERE a.request_id = NEW.request_id AND a.id != NEW.id AND a.client_answered_at IS NOT NULL)
-        ON CONFLICT (site_id, slot, bucket) DO UPDATE SET answered = answered + 1;
+        INSERT INTO request_stats (site_id, slot, {", ".join(WAITS)})
+        SELECT site_id, slot, {flags} FROM (
+            SELECT r.site_id AS site_id, {slot} AS slot, {_bucket_case(seconds)} AS b
+            FROM callback_requests AS r
+            WHERE r.id = NEW.request_id AND NOT EXISTS (
+                SELECT 1 FROM call_attempts AS a
+                WHERE a.request_id = NEW.request_id AND a.id <> NEW.id AND a.client_answered_at IS NOT NULL)
+        ) AS answer WHERE true
+        ON CONFLICT (site_id, slot) DO UPDATE SET {adds};
     """
+
+
+def _sqlite_wait_upsert() -> str:
+    seconds = "max(0.0, round((julianday(NEW.client_answered_at) - julianday(r.due_at)) * 86400.0, 3))"
+    return _wait_upsert(seconds, SQLITE_SLOT.format(t="r.created_at"), "")
 
 
 def _sqlite_billed(delta: str) -> str:
@@ -316,23 +317,18 @@ def _upgrade_postgresql() -> None:
         f"""
         CREATE FUNCTION perezvon_journal_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE
-            r record;
+            req record;
         BEGIN
-            SELECT site_id, created_at, due_at INTO r FROM callback_requests WHERE id = NEW.request_id;
+            SELECT site_id, created_at INTO req FROM callback_requests WHERE id = NEW.request_id;
             IF NOT FOUND THEN
                 RETURN NULL;
             END IF;
             IF TG_OP = 'INSERT' OR NEW.billed_seconds IS DISTINCT FROM OLD.billed_seconds THEN
-                PERFORM perezvon_stats_add(r.site_id, r.created_at, 0, 0, 0,
+                PERFORM perezvon_stats_add(req.site_id, req.created_at, 0, 0, 0,
                     NEW.billed_seconds - CASE WHEN TG_OP = 'INSERT' THEN 0 ELSE OLD.billed_seconds END);
             END IF;
-            IF NEW.client_answered_at IS NOT NULL
-                AND (TG_OP = 'INSERT' OR OLD.client_answered_at IS NULL)
-                AND NOT EXISTS (SELECT 1 FROM call_attempts AS a WHERE a.request_id = NEW.request_id
-                                AND a.id <> NEW.id AND a.client_answered_at IS NOT NULL) THEN
-                INSERT INTO wait_stats (site_id, slot, bucket, answered)
-                VALUES (r.site_id, {PG_SLOT.format(t="r.created_at")}, {_bucket_case(seconds)}, 1)
-                ON CONFLICT (site_id, slot, bucket) DO UPDATE SET answered = wait_stats.answered + 1;
+            IF NEW.client_answered_at IS NOT NULL AND (TG_OP = 'INSERT' OR OLD.client_answered_at IS NULL) THEN
+                {_wait_upsert(seconds, PG_SLOT.format(t="r.created_at"), "request_stats.")}
             END IF;
             RETURN NULL;
         END $$
@@ -359,28 +355,26 @@ def _upgrade_postgresql() -> None:
 
 
 def _backfill(slot: str, seconds: str) -> None:
+    """Aggregates of the rows already there, as the triggers would have counted them."""
+    waits = ", ".join(f"sum(CASE WHEN w.b = {i} THEN 1 ELSE 0 END)" for i in range(len(WAITS)))
     op.execute(
         f"""
-        INSERT INTO request_stats (site_id, slot, requests, completed, finished, billed_seconds)
+        INSERT INTO request_stats (site_id, slot, requests, completed, finished, billed_seconds, {", ".join(WAITS)})
         SELECT r.site_id, {slot}, count(*),
                sum(CASE WHEN r.status = 'completed' THEN 1 ELSE 0 END),
                sum(CASE WHEN r.status IN ('completed', 'failed') THEN 1 ELSE 0 END),
-               coalesce(sum(a.billed), 0)
+               coalesce(sum(billed.seconds), 0), {waits}
         FROM callback_requests AS r
-        LEFT JOIN (SELECT request_id, sum(billed_seconds) AS billed FROM call_attempts GROUP BY request_id) AS a
-            ON a.request_id = r.id
+        LEFT JOIN (SELECT request_id, sum(billed_seconds) AS seconds FROM call_attempts GROUP BY request_id)
+            AS billed ON billed.request_id = r.id
+        LEFT JOIN (
+            SELECT a.request_id, {_bucket_case(seconds)} AS b
+            FROM call_attempts AS a JOIN callback_requests AS r ON r.id = a.request_id
+            WHERE a.client_answered_at IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM call_attempts AS e
+                WHERE e.request_id = a.request_id AND e.client_answered_at IS NOT NULL AND e.number < a.number)
+        ) AS w ON w.request_id = r.id
         GROUP BY r.site_id, {slot}
-        """
-    )
-    op.execute(
-        f"""
-        INSERT INTO wait_stats (site_id, slot, bucket, answered)
-        SELECT r.site_id, {slot}, {_bucket_case(seconds)} AS bucket, count(*)
-        FROM callback_requests AS r JOIN call_attempts AS a ON a.request_id = r.id
-        WHERE a.client_answered_at IS NOT NULL AND NOT EXISTS (
-            SELECT 1 FROM call_attempts AS b
-            WHERE b.request_id = r.id AND b.client_answered_at IS NOT NULL AND b.number < a.number)
-        GROUP BY r.site_id, {slot}, bucket
         """
     )
 
@@ -409,6 +403,5 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         op.execute("DROP TABLE IF EXISTS request_tags")
         op.execute("DROP TABLE IF EXISTS request_search")
-    op.drop_table("wait_stats")
     op.drop_table("request_stats")
     op.drop_index("ix_sites_account_id", table_name="sites")
