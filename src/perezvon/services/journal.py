@@ -41,12 +41,20 @@ class JournalFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
 
-    @property
-    def by_site_only(self) -> bool:
-        """Nothing narrows the rows but the site: the aggregates know the exact total."""
-        return not any(
-            (self.status, self.route_key, self.widget_id, self.unit_id, self.phone, self.tag, self.search)
-        ) and (self.created_from is None and self.created_to is None)
+    def narrowed_by(self) -> set[str]:
+        """What narrows the rows beyond the site."""
+        given = {
+            "status": self.status,
+            "route_key": self.route_key,
+            "widget_id": self.widget_id,
+            "unit_id": self.unit_id,
+            "phone": self.phone,
+            "tag": self.tag,
+            "search": self.search,
+            "created_from": self.created_from,
+            "created_to": self.created_to,
+        }
+        return {name for name, value in given.items() if value is not None and value != ""}
 
 
 @dataclass
@@ -85,7 +93,7 @@ class Journal:
         if flt.phone:
             query = query.where(search.phone_contains(flt.phone, sqlite=sqlite))
         if flt.tag:
-            query = query.where(search.has_tag(flt.tag, sqlite=sqlite))
+            query = query.where(search.has_tag(flt.tag))
         if flt.search:
             query = query.where(search.text_matches(flt.search, sqlite=sqlite))
         if flt.created_from is not None:
@@ -129,20 +137,38 @@ class Journal:
         return Page(rows, attempts, total, exact, older, newer)
 
     async def _total(self, conn, who: Principal, flt: JournalFilter) -> tuple[int, bool]:  # type: ignore[no-untyped-def]
-        capped = self._scoped(who, flt).with_only_columns(callback_requests.c.id).limit(TOTAL_CAP + 1)
-        counted = int((await conn.execute(select(func.count()).select_from(capped.subquery()))).scalar() or 0)
+        narrowed = flt.narrowed_by()
+        counted = int((await conn.execute(self._capped_count(who, flt, narrowed))).scalar() or 0)
         if counted <= TOTAL_CAP:
             return counted, True
-        if flt.by_site_only:
+        if not narrowed:
             # The per-slot aggregates hold every request's count: exact past the cap too, for the cost of
             # the site's slots (96 a day of history) rather than of its rows.
             query = select(func.coalesce(func.sum(request_stats.c.requests), 0))
-            if flt.site_id is not None:
-                query = query.where(request_stats.c.site_id == flt.site_id)
-            if not who.is_operator:
-                query = query.where(request_stats.c.site_id.in_(self._owned_sites(who)))
-            return int((await conn.execute(query)).scalar() or 0), True
+            return int(
+                (await conn.execute(self._site_scope(query, request_stats.c.site_id, who, flt))).scalar() or 0
+            ), True
         return TOTAL_CAP, False
+
+    def _capped_count(self, who: Principal, flt: JournalFilter, narrowed: set[str]):  # type: ignore[no-untyped-def]
+        """Matches counted up to TOTAL_CAP + 1, from a text filter's own index where it alone narrows."""
+        driver = None
+        if narrowed == {"search"}:
+            driver = search.matches_by_site(needle=flt.search, sqlite=self.db.is_sqlite)
+        elif narrowed == {"tag"}:
+            driver = search.matches_by_site(tag=flt.tag, sqlite=self.db.is_sqlite)
+        if driver is not None:
+            capped = self._site_scope(driver, driver.selected_columns[1], who, flt).limit(TOTAL_CAP + 1)
+        else:
+            capped = self._scoped(who, flt).with_only_columns(callback_requests.c.id).limit(TOTAL_CAP + 1)
+        return select(func.count()).select_from(capped.subquery())
+
+    def _site_scope(self, query, site_id, who: Principal, flt: JournalFilter):  # type: ignore[no-untyped-def]
+        if flt.site_id is not None:
+            query = query.where(site_id == flt.site_id)
+        if not who.is_operator:
+            query = query.where(site_id.in_(self._owned_sites(who)))
+        return query
 
     async def export(
         self, who: Principal, flt: JournalFilter, *, batch: int = EXPORT_BATCH

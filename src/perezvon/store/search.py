@@ -9,20 +9,18 @@ search table instead: correct, but they cost what the table holds.
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, String, column, func, literal, literal_column, select, table
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Integer, Select, String, column, func, literal_column, select, table
 from sqlalchemy.sql.elements import ColumnElement
 
-from .tables import callback_requests
+from .tables import callback_requests, request_tags
 
 TRIGRAM = 3
 
-# SQLite: FTS5 (rowid = request id) and normalised tags.
+# SQLite: FTS5 (rowid = request id).
 _fts = table("request_search", column("rowid", Integer), column("phone", String), column("body", String))
 _fts_match = literal_column("request_search").op("MATCH", is_comparison=True)
-_tags = table("request_tags", column("tag", String), column("request_id", Integer))
-# PostgreSQL: lowered text and jsonb tags per request.
-_pg_search = table("request_search", column("request_id", Integer), column("body", String), column("tags", JSONB))
+# PostgreSQL: the lowered phone and text per request.
+_pg_search = table("request_search", column("request_id", Integer), column("site_id", Integer), column("body", String))
 
 _id = callback_requests.c.id
 
@@ -37,9 +35,7 @@ def text_matches(needle: str, *, sqlite: bool) -> ColumnElement[bool]:
             pattern
         )
         return _id.in_(select(_fts.c.rowid).where(glob))
-    # The body holds the phone too: one trigram index answers.
-    pattern = func.lower(_like_pattern(needle))
-    return _id.in_(select(_pg_search.c.request_id).where(_pg_search.c.body.like(pattern, escape="\\")))
+    return _id.in_(_pg_text(needle).with_only_columns(_pg_search.c.request_id))
 
 
 def phone_contains(part: str, *, sqlite: bool) -> ColumnElement[bool]:
@@ -50,11 +46,26 @@ def phone_contains(part: str, *, sqlite: bool) -> ColumnElement[bool]:
     return callback_requests.c.phone.like(_like_pattern(part), escape="\\")
 
 
-def has_tag(tag: str, *, sqlite: bool) -> ColumnElement[bool]:
+def has_tag(tag: str) -> ColumnElement[bool]:
     """Requests carrying exactly this tag."""
-    if sqlite:
-        return _id.in_(select(_tags.c.request_id).where(_tags.c.tag == tag))
-    return _id.in_(select(_pg_search.c.request_id).where(_pg_search.c.tags.contains(literal([tag], JSONB))))
+    return _id.in_(select(request_tags.c.request_id).where(request_tags.c.tag == tag))
+
+
+def matches_by_site(*, needle: str | None = None, tag: str | None = None, sqlite: bool) -> Select | None:
+    """The (request_id, site_id) rows matching one text filter, from its own index alone, for counting
+    without reading the requests; None where the requests' own plan is as cheap (SQLite's q: its
+    planner already drives the count from the FTS matches)."""
+    if tag is not None:
+        return select(request_tags.c.request_id, request_tags.c.site_id).where(request_tags.c.tag == tag)
+    if needle is not None and not sqlite:
+        return _pg_text(needle)
+    return None
+
+
+def _pg_text(needle: str) -> Select:
+    # The body holds the phone too: one trigram index answers, never an OR the planner would scan for.
+    pattern = func.lower(_like_pattern(needle))
+    return select(_pg_search.c.request_id, _pg_search.c.site_id).where(_pg_search.c.body.like(pattern, escape="\\"))
 
 
 def _fts_phrase(needle: str) -> str:

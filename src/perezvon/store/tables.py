@@ -287,3 +287,12 @@ request_stats = Table(
     Column("billed_seconds", BigInteger(), nullable=False, server_default="0"),
     *[Column(name, Integer(), nullable=False, server_default="0") for name in WAIT_COLUMNS],
 )
+
+# Each tag of each request, kept by migration 0004's triggers (exact tag filters and their counts).
+request_tags = Table(
+    "request_tags",
+    metadata,
+    Column("tag", Text(), primary_key=True),
+    Column("site_id", Id, primary_key=True),
+    Column("request_id", ForeignKey("callback_requests.id", ondelete="CASCADE"), primary_key=True, index=True),
+)

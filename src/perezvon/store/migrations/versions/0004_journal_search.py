@@ -9,10 +9,13 @@ Search. Fields are stored as JSON text with non-ASCII escaped (``"\\u0418\\u0432
 of what a visitor typed (field and custom field values, tags) beside the phone, whoever writes the row:
 - SQLite: an FTS5 table ``request_search(phone, body)`` (rowid = request id) with the trigram
   tokenizer, which folds case in every script and answers substring queries of 3+ characters from
-  its index; tags as rows of ``request_tags(tag, request_id)``.
-- PostgreSQL: ``request_search(request_id, body, tags)``: ``body`` is the phone and the text, lowered,
-  under one ``pg_trgm`` GIN index (so ``q`` is one index scan, not an OR the planner would scan for);
-  ``tags`` as ``jsonb`` with a GIN index; and a ``pg_trgm`` index on the phone for the phone filter.
+  its index.
+- PostgreSQL: ``request_search(request_id, site_id, body)``: ``body`` is the phone and the text,
+  lowered, under one ``pg_trgm`` GIN index (so ``q`` is one index scan, not an OR the planner would
+  scan for), and a ``pg_trgm`` index on the phone for the phone filter.
+- Both: tags as rows of ``request_tags(tag, site_id, request_id)``: an exact tag and its count are a
+  b-tree range (a ``jsonb`` GIN index answered too, but its matches came back as a bitmap the planner
+  read with a scan of the whole table once a tag was common).
   ``lower()`` follows the database's ctype: the migration refuses a database whose ctype does not fold
   Cyrillic (``C``/``POSIX``), as search would silently miss there.
 
@@ -60,6 +63,15 @@ def upgrade() -> None:
         *[sa.Column(name, sa.Integer(), nullable=False, server_default="0") for name in WAITS],
         sa.PrimaryKeyConstraint("site_id", "slot", name="pk_request_stats"),
     )
+    # Tags as rows on both databases: an exact tag is a range of one b-tree, and so is its count.
+    op.create_table(
+        "request_tags",
+        sa.Column("tag", sa.Text(), nullable=False),
+        sa.Column("site_id", id_type, nullable=False),
+        sa.Column("request_id", id_type, sa.ForeignKey("callback_requests.id", ondelete="CASCADE"), nullable=False),
+        sa.PrimaryKeyConstraint("tag", "site_id", "request_id", name="pk_request_tags"),
+    )
+    op.create_index("ix_request_tags_request_id", "request_tags", ["request_id"])
     if op.get_bind().dialect.name == "postgresql":
         _upgrade_postgresql()
     else:
@@ -126,16 +138,6 @@ def _sqlite_billed(delta: str) -> str:
 
 def _upgrade_sqlite() -> None:
     op.execute("CREATE VIRTUAL TABLE request_search USING fts5(phone, body, tokenize = 'trigram')")
-    op.execute(
-        """
-        CREATE TABLE request_tags (
-            tag TEXT NOT NULL,
-            request_id INTEGER NOT NULL REFERENCES callback_requests (id) ON DELETE CASCADE,
-            PRIMARY KEY (tag, request_id)
-        ) WITHOUT ROWID
-        """
-    )
-    op.execute("CREATE INDEX ix_request_tags_request ON request_tags (request_id)")
     is_done = "(NEW.status = 'completed')"
     is_finished = "(NEW.status IN ('completed', 'failed'))"
     was_done = "(OLD.status = 'completed')"
@@ -144,8 +146,8 @@ def _upgrade_sqlite() -> None:
         f"""
         CREATE TRIGGER callback_requests_journal_insert AFTER INSERT ON callback_requests BEGIN
             INSERT INTO request_search (rowid, phone, body) VALUES (NEW.id, NEW.phone, {SQLITE_BODY.format(r="NEW")});
-            INSERT OR IGNORE INTO request_tags (tag, request_id)
-                SELECT value, NEW.id FROM json_each(NEW.tags) WHERE type = 'text';
+            INSERT OR IGNORE INTO request_tags (tag, site_id, request_id)
+                SELECT value, NEW.site_id, NEW.id FROM json_each(NEW.tags) WHERE type = 'text';
             {_sqlite_stats_upsert("NEW", "1", is_done, is_finished, "0")}
         END
         """
@@ -165,8 +167,8 @@ def _upgrade_sqlite() -> None:
             DELETE FROM request_search WHERE rowid = OLD.id;
             INSERT INTO request_search (rowid, phone, body) VALUES (NEW.id, NEW.phone, {SQLITE_BODY.format(r="NEW")});
             DELETE FROM request_tags WHERE request_id = OLD.id;
-            INSERT OR IGNORE INTO request_tags (tag, request_id)
-                SELECT value, NEW.id FROM json_each(NEW.tags) WHERE type = 'text';
+            INSERT OR IGNORE INTO request_tags (tag, site_id, request_id)
+                SELECT value, NEW.site_id, NEW.id FROM json_each(NEW.tags) WHERE type = 'text';
         END
         """
     )
@@ -218,8 +220,8 @@ def _upgrade_sqlite() -> None:
     )
     op.execute(
         """
-        INSERT OR IGNORE INTO request_tags (tag, request_id)
-        SELECT t.value, r.id FROM callback_requests AS r, json_each(r.tags) AS t WHERE t.type = 'text'
+        INSERT OR IGNORE INTO request_tags (tag, site_id, request_id)
+        SELECT t.value, r.site_id, r.id FROM callback_requests AS r, json_each(r.tags) AS t WHERE t.type = 'text'
         """
     )
     _backfill(
@@ -245,8 +247,8 @@ def _upgrade_postgresql() -> None:
         """
         CREATE TABLE request_search (
             request_id BIGINT PRIMARY KEY REFERENCES callback_requests (id) ON DELETE CASCADE,
-            body TEXT NOT NULL,
-            tags JSONB NOT NULL
+            site_id BIGINT NOT NULL,
+            body TEXT NOT NULL
         )
         """
     )
@@ -257,20 +259,22 @@ def _upgrade_postgresql() -> None:
         CREATE FUNCTION perezvon_search_row(r callback_requests) RETURNS void LANGUAGE plpgsql AS $$
         DECLARE
             body text;
-            tags jsonb;
+            tags text[];
         BEGIN
             BEGIN
                 body := concat_ws(' ', r.phone,
                     (SELECT string_agg(e ->> 'value', ' ') FROM json_array_elements(r.fields) AS e),
                     (SELECT string_agg(e ->> 'value', ' ') FROM json_array_elements(r.custom_fields) AS e),
                     (SELECT string_agg(t, ' ') FROM json_array_elements_text(r.tags) AS t));
-                tags := r.tags::jsonb;
+                tags := ARRAY(SELECT DISTINCT t FROM json_array_elements_text(r.tags) AS t);
             EXCEPTION WHEN others THEN
                 body := concat_ws(' ', r.phone, r.fields::text, r.custom_fields::text, r.tags::text);
-                tags := '[]'::jsonb;
+                tags := ARRAY[]::text[];
             END;
-            INSERT INTO request_search (request_id, body, tags) VALUES (r.id, lower(body), tags)
-            ON CONFLICT (request_id) DO UPDATE SET body = excluded.body, tags = excluded.tags;
+            INSERT INTO request_search (request_id, site_id, body) VALUES (r.id, r.site_id, lower(body))
+            ON CONFLICT (request_id) DO UPDATE SET body = excluded.body;
+            DELETE FROM request_tags WHERE request_id = r.id;
+            INSERT INTO request_tags (tag, site_id, request_id) SELECT t, r.site_id, r.id FROM unnest(tags) AS t;
         END $$
         """
     )
@@ -349,7 +353,7 @@ def _upgrade_postgresql() -> None:
     )
     op.execute("SELECT perezvon_search_row(r) FROM callback_requests AS r")
     op.execute("CREATE INDEX ix_request_search_body ON request_search USING gin (body gin_trgm_ops)")
-    op.execute("CREATE INDEX ix_request_search_tags ON request_search USING gin (tags jsonb_path_ops)")
+    op.execute("CREATE INDEX ix_request_search_site ON request_search (site_id)")
     op.execute("CREATE INDEX ix_callback_requests_phone_trgm ON callback_requests USING gin (phone gin_trgm_ops)")
     _backfill(PG_SLOT.format(t="r.created_at"), "greatest(0, extract(epoch FROM a.client_answered_at - r.due_at))")
 
@@ -401,7 +405,7 @@ def downgrade() -> None:
             "call_attempts_journal_answered",
         ):
             op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-        op.execute("DROP TABLE IF EXISTS request_tags")
         op.execute("DROP TABLE IF EXISTS request_search")
+    op.drop_table("request_tags")
     op.drop_table("request_stats")
     op.drop_index("ix_sites_account_id", table_name="sites")
