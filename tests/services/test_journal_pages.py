@@ -79,3 +79,5 @@ async def test_the_admin_api_pages_by_cursor_beside_offset(app_client, admin):  
     assert back["items"] == second["items"]
     both = await app_client.get("/api/admin/v1/requests", params={"before": 3, "after": 1}, headers=admin.headers)
     assert both.status_code == 400 and both.json()["type"] == "validation_error"
+    huge = await app_client.get("/api/admin/v1/requests", params={"before": 2**70}, headers=admin.headers)
+    assert huge.status_code == 400 and huge.json()["type"] == "validation_error"

@@ -206,6 +206,9 @@ async def delete_blacklist(entry_id: int, who: Who, cat: Cat) -> Response:
 # -- journal ----------------------------------------------------------------------------------------------
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit: a larger cursor is a validation error, not a database one
+
+
 def _date_bound(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
@@ -236,8 +239,12 @@ async def list_requests(
     date_to: Annotated[str | None, Query(alias="dateTo")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-    before: Annotated[int | None, Query(ge=1, description="requests older than this id (keyset: nextBefore)")] = None,
-    after: Annotated[int | None, Query(ge=0, description="requests newer than this id (keyset: prevAfter)")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="requests older than this id (keyset: nextBefore)")
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="requests newer than this id (keyset: prevAfter)")
+    ] = None,
 ) -> dict[str, Any]:
     if status is not None and status not in STATUSES:
         raise PublicError(

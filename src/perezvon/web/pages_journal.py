@@ -34,6 +34,12 @@ def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
+def _cursor(value: str | None) -> int | None:
+    """A keyset cursor: a request id, 64-bit at most (a larger one is past every id anyway)."""
+    number = _int(value)
+    return None if number is None else min(number, 2**63 - 1)
+
+
 def _day(value: str | None) -> date | None:
     try:
         return date.fromisoformat(value) if value else None
@@ -112,7 +118,7 @@ def _row_view(scope: Scope, row: dict[str, Any], attempts: list[dict[str, Any]])
 
 async def _journal_context(request: Request) -> dict[str, Any]:
     scope = await load_scope(request)
-    before, after = _int(request.query_params.get("before")), _int(request.query_params.get("after"))
+    before, after = (_cursor(request.query_params.get(name)) for name in ("before", "after"))
     page_no = max(1, _int(request.query_params.get("page")) or 1)
     offset = (page_no - 1) * PAGE_SIZE if before is None and after is None else 0
     journal: Journal = request.app.state.journal
