@@ -351,6 +351,13 @@ def _upgrade_postgresql() -> None:
         ON call_attempts FOR EACH ROW EXECUTE FUNCTION perezvon_journal_attempt()
         """
     )
+    # Every write updates one of request_stats' few rows: leave room on each page so the updates stay
+    # HOT and prunable, and vacuum it after a few thousand of them rather than after 20 % of the table
+    # (a bulk load of 100,000 requests left 34 MB of dead rows under 11,500 live ones: 157 ms per sum).
+    op.execute(
+        "ALTER TABLE request_stats SET (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, "
+        "autovacuum_vacuum_threshold = 5000, autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 5000)"
+    )
     op.execute("SELECT perezvon_search_row(r) FROM callback_requests AS r")
     op.execute("CREATE INDEX ix_request_search_body ON request_search USING gin (body gin_trgm_ops)")
     op.execute("CREATE INDEX ix_request_search_site ON request_search (site_id)")
