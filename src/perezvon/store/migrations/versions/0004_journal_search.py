@@ -1,7 +1,7 @@
 """journal at scale: search indexes, tag index, per-site slot aggregates, sites(account_id) index
 
 Revision ID: 0004
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 12:00:00
 
 Search. Fields are stored as JSON text with non-ASCII escaped (``"\\u0418\\u0432..."``), and SQLite's
@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
