@@ -20,7 +20,7 @@ import pytest
 
 from perezvon.store.db import Database
 from perezvon.store.migrate import upgrade
-from support import PG_ADMIN_URL, Admin, LiveServer, make_settings, start_server, stop_server
+from support import Admin, LiveServer, make_settings, pg_exec, pg_url, start_server, stop_server
 
 
 def _pg_reachable() -> str | None:
@@ -29,20 +29,6 @@ def _pg_reachable() -> str | None:
             return None
     except OSError as exc:
         return f"PostgreSQL is not reachable at 127.0.0.1:5432 ({exc})"
-
-
-async def _pg_exec(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _pg_url(name: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture(scope="session")
@@ -58,10 +44,10 @@ def pg_template() -> Iterator[str]:
     if reason:
         pytest.skip(reason)
     name = f"pzv_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
-    upgrade(_pg_url(name))
+    asyncio.run(pg_exec(f'CREATE DATABASE "{name}"'))
+    upgrade(pg_url(name))
     yield name
-    asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def make_sqlite_db(template: Path, directory: Path) -> str:
@@ -78,9 +64,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     template = request.getfixturevalue("pg_template")
     name = f"pzv_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield _pg_url(name)
-    asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield pg_url(name)
+    asyncio.run(pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

@@ -19,6 +19,31 @@ ADMIN_TOKEN = "test-bootstrap-token-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def redis_unreachable() -> str | None:
+    """Why the shared Redis at 127.0.0.1:6379 cannot be used (a reason to skip), or None."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return None
+    except OSError as exc:
+        return f"Redis is not reachable at 127.0.0.1:6379 ({exc})"
+
+
+async def pg_exec(sql: str) -> None:
+    """One statement on the PostgreSQL server as its admin (CREATE / DROP DATABASE)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def pg_url(name: str) -> str:
+    """The URL of database ``name`` on the test PostgreSQL server."""
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -120,7 +120,9 @@ class Services:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.snapshots = SnapshotCache(self.db)
-        self.guard = Guard(ip_rate_limit=settings.ip_rate_limit, redis_url=settings.redis_url)
+        self.guard = Guard(
+            ip_rate_limit=settings.ip_rate_limit, redis_url=settings.redis_url, namespace=settings.redis_namespace
+        )
         # The one owner of a request's life; whatever runs in this process (worker, sender, live pages)
         # plugs its wake-ups into the notifier.
         self.requests = RequestLife(self.db, self.snapshots, Wakeups())

@@ -106,6 +106,9 @@ def default_database_url() -> str:
 class Settings:
     database_url: str = field(default_factory=default_database_url)
     redis_url: str = ""
+    # Prefix of every Redis key: processes of one deployment share it; two deployments (or test runs)
+    # on one Redis server keep their counts apart with different ones.
+    redis_namespace: str = "perezvon"
     admin_token: str = ""
     ip_rate_limit: int = 5
     trusted_proxies: tuple[str, ...] = ()
@@ -185,6 +188,7 @@ def load_settings() -> Settings:
     return Settings(
         database_url=database_url,
         redis_url=_env_str("PEREZVON_REDIS_URL"),
+        redis_namespace=_env_str("PEREZVON_REDIS_NAMESPACE", "perezvon") or "perezvon",
         admin_token=_env_str("PEREZVON_ADMIN_TOKEN"),
         ip_rate_limit=ip_rate_limit,
         trusted_proxies=_env_list("PEREZVON_TRUSTED_PROXIES"),

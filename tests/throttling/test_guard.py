@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from perezvon.throttling import Guard, client_ip
-
-
-def _redis_reason() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return None
-    except OSError as exc:
-        return f"Redis is not reachable at 127.0.0.1:6379 ({exc})"
+from support import redis_unreachable
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -25,7 +17,7 @@ async def make_guard(request: pytest.FixtureRequest) -> AsyncIterator:
 
     def factory(**kwargs: object) -> Guard:
         if request.param == "redis":
-            reason = _redis_reason()
+            reason = redis_unreachable()
             if reason:
                 pytest.skip(reason)
             # A namespace per test: parallel suites share the one Redis server.
@@ -60,7 +52,7 @@ async def test_zero_switches_the_ip_limit_off(make_guard) -> None:  # type: igno
 
 async def test_two_guards_on_one_redis_share_the_count() -> None:
     """What Redis storage is for: several API processes count one client together."""
-    reason = _redis_reason()
+    reason = redis_unreachable()
     if reason:
         pytest.skip(reason)
     namespace = f"t{uuid.uuid4().hex}"
