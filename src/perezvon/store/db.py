@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -27,6 +28,27 @@ def async_url(database_url: str) -> str:
     if backend in ("postgresql", "postgres"):
         return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     raise ValueError(f"unsupported database URL scheme {url.drivername!r}")
+
+
+class _InThread:
+    """What a transaction body sees when it runs in the SQLite writer thread: ``await conn.execute(...)``
+    returns at once, straight from the synchronous driver, so the body's awaits never suspend."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.execute(statement, parameters)
+
+
+def _run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (its only awaits are ``_InThread.execute``) to its result."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("a transaction body awaited something other than conn.execute: use Database.write()")
 
 
 def sqlite_path(database_url: str) -> Path | None:
@@ -84,7 +106,15 @@ class Database:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self.engine: AsyncEngine = create_async_engine(async_url(database_url), pool_size=pool_size)
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine.sync_engine)
+            # The hot write paths (group commits, the worker's claim) run whole transactions on one
+            # synchronous connection in one thread: a single trip per transaction, where through aiosqlite
+            # every statement, BEGIN and COMMIT is several trips between the event loop and its thread.
+            self._writer_engine: Engine | None = create_engine(
+                make_url(database_url).set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0
+            )
+            _configure_sqlite(self._writer_engine)
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         else:
             # No pool_pre_ping: on asyncpg it costs three round trips per checkout. _configure_postgresql
             # checks what is free instead, and pings only connections that sat idle.
@@ -96,6 +126,7 @@ class Database:
                 connect_args={"timeout": CONNECT_TIMEOUT_S},
             )
             _configure_postgresql(self.engine)
+            self._writer_engine = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -115,8 +146,29 @@ class Database:
                 async with conn.begin():
                     yield conn
 
+    async def transaction(self, body: Callable[[Any], Awaitable[T]]) -> T:
+        """``await body(conn)`` in one transaction, committed (and on SQLite fsynced) before returning.
+
+        The body may only ``await conn.execute(...)``. On SQLite it runs in the writer thread in one trip
+        (BEGIN IMMEDIATE, every statement, COMMIT), under the same lock as ``write()``; on PostgreSQL it is
+        an ordinary ``write()`` transaction."""
+        if self._writer_engine is None or self._write_lock is None:
+            async with self.write() as conn:
+                return await body(conn)
+        async with self._write_lock:
+            return await asyncio.get_running_loop().run_in_executor(self._writer, self._in_writer, body)
+
+    def _in_writer(self, body: Callable[[Any], Awaitable[T]]) -> T:
+        assert self._writer_engine is not None
+        with self._writer_engine.connect() as conn:
+            conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                return _run_to_end(body(_InThread(conn)))  # type: ignore[arg-type]
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._writer_engine is not None:
+            await asyncio.get_running_loop().run_in_executor(self._writer, self._writer_engine.dispose)
 
 
 CONNECT_TIMEOUT_S = 5.0  # an unreachable server fails a request in seconds, not asyncpg's default minute
@@ -146,9 +198,7 @@ def _configure_postgresql(engine: AsyncEngine) -> None:
         record.info["checked_in_at"] = time.monotonic()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
+def _configure_sqlite(sync_engine: Engine) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         # Let us emit BEGIN ourselves (pysqlite's implicit transactions defer the write lock,

@@ -76,58 +76,62 @@ class DueQueue:
             return []
         now = now or self.clock.now()
         candidates = select(_r.id).where(_due(now), ~_deferred_site()).order_by(_r.next_attempt_at).limit(limit)
-        async with self.db.write() as conn:
-            if self.db.is_sqlite:
-                ids = list((await conn.execute(candidates)).scalars())
-                if not ids:
-                    return []
-                chosen: Any = _r.id.in_(ids)
-            else:
-                # SKIP LOCKED: rows another worker is claiming right now are simply not ours to take.
-                # A MATERIALIZED CTE, not "id IN (subquery)": the planner may re-run a subquery per row
-                # (a nested-loop semi-join), and each run can lock a different LIMIT-sized set.
-                locked = (
-                    candidates.with_for_update(skip_locked=True, of=callback_requests)
-                    .cte("due")
-                    .prefix_with("MATERIALIZED")
-                )
-                chosen = _r.id == locked.c.id
-            rows = (
-                (
-                    await conn.execute(
-                        update(callback_requests)
-                        .where(chosen, _due(now))  # the conditional update: only rows still due are claimed
-                        .values(
-                            status=request_transition(PENDING, DIALING),
-                            claimed_by=self.worker_id,
-                            claimed_until=now + self.lease,
-                            attempts_made=_r.attempts_made + 1,
-                            updated_at=now,
-                        )
-                        .returning(*callback_requests.c)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            if not rows:
+        # One trip to SQLite's writer thread for the whole claim (Database.transaction); on PostgreSQL a
+        # plain transaction.
+        return await self.db.transaction(lambda conn: self._claim_in(conn, candidates, now))
+
+    async def _claim_in(self, conn: Any, candidates: Any, now: datetime) -> list[Claim]:
+        if self.db.is_sqlite:
+            ids = list((await conn.execute(candidates)).scalars())
+            if not ids:
                 return []
-            numbers = await self._attempt_numbers(conn, rows)
-            opened = (
+            chosen: Any = _r.id.in_(ids)
+        else:
+            # SKIP LOCKED: rows another worker is claiming right now are simply not ours to take.
+            # A MATERIALIZED CTE, not "id IN (subquery)": the planner may re-run a subquery per row
+            # (a nested-loop semi-join), and each run can lock a different LIMIT-sized set.
+            locked = (
+                candidates.with_for_update(skip_locked=True, of=callback_requests)
+                .cte("due")
+                .prefix_with("MATERIALIZED")
+            )
+            chosen = _r.id == locked.c.id
+        rows = (
+            (
                 await conn.execute(
-                    insert(call_attempts).returning(call_attempts.c.id, call_attempts.c.request_id),
-                    [
-                        {
-                            "request_id": row["id"],
-                            "number": numbers[row["id"]],
-                            "worker": self.worker_id,
-                            "started_at": now,
-                            "billed_seconds": 0,
-                        }
-                        for row in rows
-                    ],
+                    update(callback_requests)
+                    .where(chosen, _due(now))  # the conditional update: only rows still due are claimed
+                    .values(
+                        status=request_transition(PENDING, DIALING),
+                        claimed_by=self.worker_id,
+                        claimed_until=now + self.lease,
+                        attempts_made=_r.attempts_made + 1,
+                        updated_at=now,
+                    )
+                    .returning(*callback_requests.c)
                 )
-            ).all()
+            )
+            .mappings()
+            .all()
+        )
+        if not rows:
+            return []
+        numbers = await self._attempt_numbers(conn, rows)
+        opened = (
+            await conn.execute(
+                insert(call_attempts).returning(call_attempts.c.id, call_attempts.c.request_id),
+                [
+                    {
+                        "request_id": row["id"],
+                        "number": numbers[row["id"]],
+                        "worker": self.worker_id,
+                        "started_at": now,
+                        "billed_seconds": 0,
+                    }
+                    for row in rows
+                ],
+            )
+        ).all()
         attempt_of = {request_id: attempt_id for attempt_id, request_id in opened}
         return [Claim(dict(row), attempt_of[row["id"]], numbers[row["id"]], now) for row in rows]
 

@@ -71,8 +71,9 @@ class GroupCommit(Generic[T, R]):
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            async with self.db.write() as conn:
-                results = await self.apply(conn, [item for item, _future in batch])
+            # One trip to SQLite's writer thread for the whole transaction (Database.transaction).
+            items = [item for item, _future in batch]
+            results = await self.db.transaction(lambda conn: self.apply(conn, items))
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0][1], error=exc)
