@@ -10,6 +10,14 @@ server than a Python client would on a 2-core machine. Nothing is installed at r
 
     .venv/bin/python bench/api_throughput.py                 # API only and API + worker, 12 s runs
     .venv/bin/python bench/api_throughput.py --worker off --duration 15 --rounds 3
+    .venv/bin/python bench/api_throughput.py --pg-admin-url postgresql://postgres@127.0.0.1:5432/postgres \
+        --processes 1 2 4 --redis-url redis://127.0.0.1:6379/0     # createRequest's scaling curve
+
+With ``--pg-admin-url`` the database is PostgreSQL (a fresh one per process count, dropped afterwards) and
+``--processes`` runs ``perezvon serve --workers N`` (API only) beside the baseline with as many processes,
+for each N in the same run: the ratio at each N, and each side's req/s relative to its own 1-process
+figure (the scaling curve). ``--redis-url`` shares limits between the processes as a deployment of several
+does (a key namespace of its own, removed afterwards).
 
 Every server (each run its own process, started fresh and stopped afterwards so that an idle or busy
 server never shares the CPU with the one being measured) listens on 127.0.0.1 only.
@@ -84,6 +92,7 @@ class RunResult:
     p99_ms: float
     requests: int
     errors: dict[str, int]
+    cpu_ms: float = 0.0  # the server's CPU time (all its processes) per answered request
 
 
 # -- processes ------------------------------------------------------------------------------------------
@@ -129,7 +138,7 @@ class Server:
         self._log_file.close()
 
 
-def perezvon_env(db_url: str, worker: bool) -> dict[str, str]:
+def perezvon_env(db_url: str, worker: bool, redis_url: str = "", namespace: str = "") -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
@@ -140,18 +149,24 @@ def perezvon_env(db_url: str, worker: bool) -> dict[str, str]:
             "PEREZVON_DIALER": "simulated",
         }
     )
+    if redis_url:
+        env.update({"PEREZVON_REDIS_URL": redis_url, "PEREZVON_REDIS_NAMESPACE": namespace})
     return env
 
 
-def start_perezvon(workdir: Path, db_url: str, worker: bool) -> Server:
+def start_perezvon(
+    workdir: Path, db_url: str, worker: bool, processes: int = 1, redis: tuple[str, str] = ("", "")
+) -> Server:
     port = free_port()
     argv = [str(VENV_BIN / "perezvon"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return Server("perezvon", argv, perezvon_env(db_url, worker), workdir, port)
+    argv += ["--workers", str(processes)] if processes > 1 else []
+    return Server("perezvon", argv, perezvon_env(db_url, worker, *redis), workdir, port)
 
 
-def start_baseline(workdir: Path) -> Server:
+def start_baseline(workdir: Path, processes: int = 1) -> Server:
     port = free_port()
     argv = [sys.executable, str(BENCH_DIR / "baseline_app.py"), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--workers", str(processes)] if processes > 1 else []
     return Server("baseline", argv, dict(os.environ), workdir, port)
 
 
@@ -232,7 +247,9 @@ def measure(server: Server, endpoint: str, lua: Path, seconds: float, warmup: fl
     url = f"http://127.0.0.1:{server.port}{PATHS[endpoint]}"
     if warmup > 0:  # first requests open pooled connections and load the site snapshot: not steady state
         wrk(url, lua, warmup)
+    cpu_before = cpu_seconds(server.proc.pid)
     stats = wrk(url, lua, seconds)
+    cpu = cpu_seconds(server.proc.pid) - cpu_before
     errors = {k: stats[k] for k in ("status", "connect", "read", "write", "timeout") if stats[k]}
     return RunResult(
         endpoint=endpoint,
@@ -242,7 +259,26 @@ def measure(server: Server, endpoint: str, lua: Path, seconds: float, warmup: fl
         p99_ms=stats["p99_us"] / 1000,
         requests=stats["requests"],
         errors=errors,
+        cpu_ms=1000 * cpu / max(1, stats["requests"]),
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (uvicorn's worker processes), from /proc.
+
+    CPU per request is the figure a busy shared box disturbs least: req/s falls when other work takes the
+    cores, the CPU each request costs hardly moves."""
+    total = 0.0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            pids += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except OSError:
+            continue
+    return total
 
 
 def committed_requests(db_path: Path) -> int:
@@ -285,7 +321,8 @@ def run_mode(worker: bool, args: argparse.Namespace, root: Path) -> list[RunResu
                     answered += result.requests
                 print(
                     f"  {endpoint:<16} {name:<9} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms"
-                    f"  p99 {result.p99_ms:7.2f} ms" + (f"  ERRORS {result.errors}" if result.errors else ""),
+                    f"  p99 {result.p99_ms:7.2f} ms  cpu {result.cpu_ms:.3f} ms/req"
+                    + (f"  ERRORS {result.errors}" if result.errors else ""),
                     flush=True,
                 )
         if endpoint == "createRequest":
@@ -295,6 +332,123 @@ def run_mode(worker: bool, args: argparse.Namespace, root: Path) -> list[RunResu
             state = "ok" if rows >= answered else "MISSING ROWS"
             print(f"  committed callback_requests rows: {rows} (answered by timed runs: {answered}) {state}")
     return results
+
+
+# -- PostgreSQL: createRequest with 1, 2, 4... API processes -------------------------------------------------
+
+
+def pg_admin(admin_url: str, sql: str, query: str = "") -> Any:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> Any:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(sql) if sql else None
+            return await conn.fetchval(query) if query else None
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def pg_url(admin_url: str, name: str) -> str:
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def forget_redis_namespace(redis_url: str, namespace: str) -> None:
+    from redis import Redis
+
+    client = Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+    finally:
+        client.close()
+
+
+def run_scaling(args: argparse.Namespace, root: Path) -> tuple[list[str], bool]:
+    """For each process count: a fresh PostgreSQL database, then alternating baseline / perezvon runs."""
+    medians: dict[int, dict[str, float]] = {}
+    failed = False
+    for processes in args.processes:
+        workdir = root / f"pg-{processes}"
+        workdir.mkdir()
+        name = f"pzv_bench_api_{os.getpid()}_{processes}"
+        namespace = f"pzvbench{os.getpid()}x{processes}"
+        pg_admin(args.pg_admin_url, f'CREATE DATABASE "{name}"')
+        db_url = pg_url(args.pg_admin_url, name)
+        redis = (args.redis_url, namespace)
+        print(
+            f"\n{processes} API process(es): perezvon serve --workers {processes} on PostgreSQL, "
+            f"baseline with {processes} process(es); load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+        try:
+            server = start_perezvon(workdir, db_url, False, processes, redis)
+            try:
+                base = f"http://127.0.0.1:{server.port}"
+                site_key = provision(base)
+                sanity_check(base, site_key)
+            finally:
+                server.stop()
+            runs: list[RunResult] = []
+            answered, offset = 0, processes * 100_000_000
+            for _ in range(args.rounds):
+                for who in ("baseline", "perezvon"):
+                    offset += 1_000_000
+                    lua = write_lua(workdir, "createRequest", site_key, offset)
+                    srv = (
+                        start_baseline(workdir, processes)
+                        if who == "baseline"
+                        else start_perezvon(workdir, db_url, False, processes, redis)
+                    )
+                    try:
+                        result = measure(srv, "createRequest", lua, args.duration, args.warmup)
+                    finally:
+                        srv.stop()
+                    runs.append(result)
+                    failed = failed or bool(result.errors)
+                    answered += result.requests if who == "perezvon" else 0
+                    print(
+                        f"  createRequest    {who:<9} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms"
+                        f"  p99 {result.p99_ms:7.2f} ms  cpu {result.cpu_ms:.3f} ms/req"
+                        + (f"  ERRORS {result.errors}" if result.errors else ""),
+                        flush=True,
+                    )
+            rows = int(pg_admin(db_url, "", "SELECT count(*) FROM callback_requests"))
+            print(
+                f"  committed callback_requests rows: {rows} (answered by timed runs: {answered}) "
+                f"{'ok' if rows >= answered else 'MISSING ROWS'}"
+            )
+            failed = failed or rows < answered
+            medians[processes] = {
+                who: statistics.median(r.rps for r in runs if r.server == who) for who in ("baseline", "perezvon")
+            }
+            medians[processes]["p99"] = statistics.median(r.p99_ms for r in runs if r.server == "perezvon")
+            for who in ("baseline", "perezvon"):
+                medians[processes][f"cpu_{who}"] = statistics.median(r.cpu_ms for r in runs if r.server == who)
+        finally:
+            pg_admin(args.pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if args.redis_url:
+                forget_redis_namespace(args.redis_url, namespace)
+    first = medians[args.processes[0]]
+    lines = [
+        f"createRequest on PostgreSQL, API processes only (PEREZVON_RUN_WORKER=false), "
+        f"Redis {'on' if args.redis_url else 'off'}; load average now {os.getloadavg()[0]:.1f}",
+        f"{'processes':>9} {'baseline':>9} {'perezvon':>9} {'pz p99 ms':>9} {'ratio':>6} "
+        f"{'pz scaling':>10} {'base scaling':>12} {'cpu ms/req base/pz':>18} {'cpu ratio':>9}",
+    ]
+    for processes, m in medians.items():
+        lines.append(
+            f"{processes:>9} {m['baseline']:>9.0f} {m['perezvon']:>9.0f} {m['p99']:>9.1f} "
+            f"{m['perezvon'] / m['baseline']:>6.2f} {m['perezvon'] / first['perezvon']:>10.2f} "
+            f"{m['baseline'] / first['baseline']:>12.2f} "
+            f"{m['cpu_baseline']:>8.3f} /{m['cpu_perezvon']:>7.3f} {m['cpu_baseline'] / m['cpu_perezvon']:>9.2f}"
+        )
+    return lines, failed
 
 
 # -- report --------------------------------------------------------------------------------------------------
@@ -317,25 +471,34 @@ def machine() -> str:
 
 
 def summarise(mode: str, results: list[RunResult], endpoints: list[str]) -> list[str]:
+    """Medians per server; ``ratio`` is req/s perezvon / baseline, ``cpu ratio`` is CPU per request
+    baseline / perezvon (the same question asked of CPU time, which a loaded box disturbs far less)."""
     lines = [
         f"{mode}",
-        f"{'endpoint':<16} {'server':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}  goal",
+        f"{'endpoint':<16} {'server':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} {'ratio':>6}"
+        f" {'cpu ratio':>9}  goal",
     ]
     for endpoint in endpoints:
-        medians: dict[str, tuple[float, float, float]] = {}
+        medians: dict[str, tuple[float, float, float, float]] = {}
         for name in ("baseline", "perezvon"):
             runs = [r for r in results if r.endpoint == endpoint and r.server == name]
             medians[name] = (
                 statistics.median(r.rps for r in runs),
                 statistics.median(r.p50_ms for r in runs),
                 statistics.median(r.p99_ms for r in runs),
+                statistics.median(r.cpu_ms for r in runs),
             )
         ratio = medians["perezvon"][0] / medians["baseline"][0]
+        cpu_ratio = medians["baseline"][3] / max(medians["perezvon"][3], 1e-9)
         goal = GOALS[endpoint]
         for name in ("baseline", "perezvon"):
-            rps, p50, p99 = medians[name]
-            tail = f"{ratio:6.2f}  >= {goal} {'met' if ratio >= goal else 'MISSED'}" if name == "perezvon" else ""
-            lines.append(f"{endpoint:<16} {name:<9} {rps:8.0f} {p50:8.2f} {p99:8.2f} {tail}")
+            rps, p50, p99, cpu = medians[name]
+            tail = (
+                f"{ratio:6.2f} {cpu_ratio:9.2f}  >= {goal} {'met' if ratio >= goal else 'MISSED'}"
+                if name == "perezvon"
+                else ""
+            )
+            lines.append(f"{endpoint:<16} {name:<9} {rps:8.0f} {p50:8.2f} {p99:8.2f} {cpu:10.3f} {tail}")
     return lines
 
 
@@ -348,6 +511,19 @@ def main() -> int:
     parser.add_argument(
         "--endpoints", nargs="+", choices=tuple(PATHS), default=list(PATHS), help="which public endpoints to time"
     )
+    parser.add_argument(
+        "--pg-admin-url",
+        default="",
+        help="PostgreSQL mode: a URL whose user may create databases (one per process count)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4],
+        help="PostgreSQL mode: API process counts to run (default 1 2 4)",
+    )
+    parser.add_argument("--redis-url", default="", help="PostgreSQL mode: share limits through this Redis")
     args = parser.parse_args()
 
     missing = [tool for tool in ("wrk",) if shutil.which(tool) is None]
@@ -361,8 +537,14 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(
         f"wrk -t1 -c{CONNECTIONS} --latency, {args.duration:g} s timed runs after {args.warmup:g} s warm-up, "
-        f"{args.rounds} alternating round(s); PEREZVON_IP_RATE_LIMIT=0; SQLite WAL, synchronous=FULL"
+        f"{args.rounds} alternating round(s); PEREZVON_IP_RATE_LIMIT=0; "
+        + ("PostgreSQL" if args.pg_admin_url else "SQLite WAL, synchronous=FULL")
     )
+    if args.pg_admin_url:
+        with tempfile.TemporaryDirectory(prefix="perezvon-bench-") as tmp:
+            lines, failed = run_scaling(args, Path(tmp))
+        print("\n" + "\n".join(lines))
+        return 1 if failed else 0
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.worker]
     report: list[str] = []
     failed = False

@@ -45,14 +45,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8101)
+    parser.add_argument("--workers", type=int, default=1, help="processes, like perezvon serve --workers")
     args = parser.parse_args()
-    # Mirror perezvon.cli._run_server: one process, same log level (so access logs are on alike),
+    # Mirror perezvon.cli._run_server: the same process count, same log level (so access logs are on alike),
     # no proxy headers, no Server header; loop and HTTP parser left to uvicorn's defaults as perezvon does.
     uvicorn.run(
         "baseline_app:app",
         host=args.host,
         port=args.port,
-        workers=None,
+        workers=args.workers if args.workers > 1 else None,
         log_level=os.environ.get("PEREZVON_LOG_LEVEL", "info").strip() or "info",
         proxy_headers=False,
         server_header=False,

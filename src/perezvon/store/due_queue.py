@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from ..clock import SYSTEM_CLOCK, Clock
 from ..domain.callback import DIALING, PENDING, request_transition
 from .db import Database
+from .group_commit import GroupCommit
 from .tables import call_attempts, callback_requests, sites
 
 log = logging.getLogger(__name__)
@@ -69,18 +70,22 @@ class DueQueue:
         self.db = db
         self.worker_id = worker_id
         self.lease = timedelta(seconds=lease_s)
+        self._claims: GroupCommit[tuple[int, datetime], list[Claim]] = GroupCommit(db, self._claim_batch)
 
     async def claim(self, limit: int, now: datetime | None = None) -> list[Claim]:
         """Claim up to ``limit`` due requests and open an attempt for each, in one transaction."""
         if limit <= 0:
             return []
         now = now or self.clock.now()
-        candidates = select(_r.id).where(_due(now), ~_deferred_site()).order_by(_r.next_attempt_at).limit(limit)
-        # One trip to SQLite's writer thread for the whole claim (Database.transaction); on PostgreSQL a
-        # plain transaction.
-        return await self.db.transaction(lambda conn: self._claim_in(conn, candidates, now))
+        # Through a group commit: on SQLite the claim shares its transaction (and fsync) with whatever else
+        # the process is writing at that moment, accepted requests and closing attempts.
+        return await self._claims.submit((limit, now))
 
-    async def _claim_in(self, conn: Any, candidates: Any, now: datetime) -> list[Claim]:
+    async def _claim_batch(self, conn: Any, asks: list[tuple[int, datetime]]) -> list[list[Claim]]:
+        return [await self._claim_in(conn, limit, now) for limit, now in asks]
+
+    async def _claim_in(self, conn: Any, limit: int, now: datetime) -> list[Claim]:
+        candidates = select(_r.id).where(_due(now), ~_deferred_site()).order_by(_r.next_attempt_at).limit(limit)
         if self.db.is_sqlite:
             ids = list((await conn.execute(candidates)).scalars())
             if not ids:

@@ -38,7 +38,9 @@ async def insert_requests(conn: AsyncConnection, rows: Sequence[dict[str, Any]],
         result = await conn.execute(INSERT_REQUEST, rows[0])
         return [int(result.inserted_primary_key[0])]
     if not is_sqlite:
-        return [int((await conn.execute(INSERT_REQUEST, row)).inserted_primary_key[0]) for row in rows]
+        # One statement for the batch (SQLAlchemy's insertmanyvalues), ids in parameter order.
+        result = await conn.execute(INSERT_REQUEST.returning(_r.id, sort_by_parameter_order=True), list(rows))
+        return [int(request_id) for request_id in result.scalars()]
     # One executemany instead of a statement per row: with aiosqlite every statement is several round
     # trips to its thread, which under load cost more than the fsync itself. SQLite's RETURNING order is
     # unspecified, so the ids come from the rowid rule instead: we hold the only write lock (BEGIN
