@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import insert, select
 
 from perezvon.clock import utcnow
@@ -80,3 +81,50 @@ async def test_a_caller_gone_before_its_batch_began_gets_nothing_written(db: Dat
     assert await kept == "KEPT"
     assert await stored(db) == {"kept"}
     assert commits.waiting == 0
+
+
+class Seen(Recorder):
+    """A Recorder that also remembers the connection (hence the transaction) each batch ran in."""
+
+    def __init__(self, bad: set[str] | None = None) -> None:
+        super().__init__(bad)
+        self.conns: list[object] = []
+
+    async def __call__(self, conn, items: list[str]) -> list[str]:
+        self.conns.append(conn)
+        return await super().__call__(conn, items)
+
+
+async def test_on_sqlite_every_group_commit_of_a_database_shares_one_transaction(db: Database) -> None:
+    accepts, closings = Seen(), Seen()
+    first, second = GroupCommit(db, accepts), GroupCommit(db, closings)
+    results = await asyncio.gather(*(first.submit(f"a{i}") for i in range(3)), second.submit("c0"))
+    assert results == ["A0", "A1", "A2", "C0"]
+    assert await stored(db) == {"a0", "a1", "a2", "c0"}
+    shared = accepts.conns[0] is closings.conns[0]
+    # SQLite has one writer: one transaction (one fsync) for both kinds. PostgreSQL keeps them apart.
+    assert shared is db.is_sqlite
+
+
+async def test_a_failing_kind_in_a_shared_transaction_leaves_the_others_stored(db: Database) -> None:
+    good, bad = Seen(), Seen(bad={"b1"})
+    first, second = GroupCommit(db, good), GroupCommit(db, bad)
+    results = await asyncio.gather(
+        first.submit("g0"), first.submit("g1"), second.submit("b0"), second.submit("b1"), return_exceptions=True
+    )
+    assert results[:3] == ["G0", "G1", "B0"] and isinstance(results[3], ValueError)
+    assert await stored(db) == {"g0", "g1", "b0"}
+
+
+async def test_a_transaction_body_may_only_await_the_database(db: Database) -> None:
+    async def body(conn) -> None:  # type: ignore[no-untyped-def]
+        await conn.execute(insert(accounts), [{"email": "x@example.org", "password_hash": "x", "created_at": utcnow()}])
+        await asyncio.sleep(0)
+
+    if db.is_sqlite:
+        with pytest.raises(RuntimeError, match="awaited something other than conn.execute"):
+            await db.transaction(body)
+        assert await stored(db) == set()  # rolled back
+    else:
+        await db.transaction(body)  # an ordinary transaction there
+        assert await stored(db) == {"x"}
