@@ -110,11 +110,14 @@ class Database:
             # The hot write paths (group commits, the worker's claim) run whole transactions on one
             # synchronous connection in one thread: a single trip per transaction, where through aiosqlite
             # every statement, BEGIN and COMMIT is several trips between the event loop and its thread.
-            self._writer_engine: Engine | None = create_engine(
-                make_url(database_url).set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0
-            )
-            _configure_sqlite(self._writer_engine)
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            # (A file only: a second connection to ":memory:" would be another, empty database.)
+            self._writer_engine: Engine | None = None
+            if path is not None:
+                self._writer_engine = create_engine(
+                    make_url(database_url).set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0
+                )
+                _configure_sqlite(self._writer_engine)
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         else:
             # No pool_pre_ping: on asyncpg it costs three round trips per checkout. _configure_postgresql
             # checks what is free instead, and pings only connections that sat idle.
