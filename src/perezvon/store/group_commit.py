@@ -53,8 +53,9 @@ class GroupCommit(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
-        # Left over from an event loop that is gone (tests run one per test): those will never be answered.
-        self._queue = [(i, f) for i, f in self._queue if f.get_loop() is loop]
+        if self._queue and self._queue[0][1].get_loop() is not loop:
+            # Left over from an event loop that is gone (tests run one per test): never to be answered.
+            self._queue = [(i, f) for i, f in self._queue if f.get_loop() is loop]
         future: asyncio.Future[R] = loop.create_future()
         self._queue.append((item, future))
         self._lane.kick(self, loop)
