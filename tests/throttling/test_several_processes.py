@@ -317,11 +317,6 @@ async def test_user_cooldown_lets_exactly_one_through_across_processes(site: Dep
     await dialled_once(site, 1)
 
 
-@pytest.mark.xfail(
-    reason="main checks the points, then spends them after the insert, so concurrent calls overshoot the budget "
-    "(6 of 12 passed a budget of 4); atomic points are another branch's (safety, ops): drop this mark when they land",
-    strict=False,
-)
 async def test_api_points_are_spent_exactly_once_across_processes(site: Deployment) -> None:
     await site.admin("PATCH", f"/sites/{site.site_id}", {"apiPointsPerDay": 4})
     answers = await site.burst("by_ip", [(f"790040{i:03d}55", f"198.51.101.{i}") for i in range(12)])
