@@ -16,15 +16,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from . import __version__
-from .api import admin, admin_webhooks, public, twin
-from .api.http import error_response
+from .api import admin, admin_webhooks, openapi, public, twin
+from .api.http import InputGuard, error_response
 from .calls.runtime import attach_api_hooks, start_in_process
 from .domain.errors import PublicError
 from .ops import http as ops_http
 from .ops import metrics
-from .services.catalog import Catalog, Conflict, NotFound
+from .services.catalog import Catalog, Conflict, Forbidden, NotFound
 from .services.intake import Intake
 from .services.journal import Journal
+from .services.ledger import Ledger
 from .services.requests import RequestLife, Wakeups
 from .settings import Settings, get_settings
 from .store.db import Database
@@ -64,6 +65,10 @@ async def _public_error_handler(request: Request, exc: PublicError) -> Response:
 
 async def _not_found_handler(request: Request, exc: NotFound) -> Response:
     return error_response(PublicError("not_found", f"No such {exc} (or not yours)", {}))
+
+
+async def _forbidden_handler(request: Request, exc: Forbidden) -> Response:
+    return error_response(PublicError("forbidden", str(exc), {}))
 
 
 async def _conflict_handler(request: Request, exc: Conflict) -> Response:
@@ -113,6 +118,28 @@ class PerezvonApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+def _docs_routes(app: FastAPI) -> list[Any]:
+    """The API docs page (Swagger UI) with its script and stylesheet from the fastapi-offline package."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi_offline.core import _STATIC_PATH
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    async def docs(request: Request) -> Response:
+        return get_swagger_ui_html(
+            openapi_url=str(app.openapi_url),
+            title=f"{app.title} API",
+            swagger_js_url="/api/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs/static/swagger-ui.css",
+            swagger_favicon_url="/api/docs/static/favicon.png",
+        )
+
+    return [
+        Route("/api/docs", docs, methods=["GET"], include_in_schema=False),
+        Mount("/api/docs/static", StaticFiles(directory=_STATIC_PATH), name="api-docs-static"),
+    ]
+
+
 class Services:
     """Everything a process shares: built once per app, closed on shutdown."""
 
@@ -129,9 +156,11 @@ class Services:
         self.intake = Intake(self.snapshots, self.guard, self.requests)
         self.catalog = Catalog(self.db, self.snapshots)
         self.journal = Journal(self.db)
+        self.ledger = Ledger(self.db, self.snapshots)
 
     def attach(self, app: FastAPI) -> None:
-        for name in ("settings", "db", "snapshots", "guard", "requests", "intake", "catalog", "journal"):
+        names = ("settings", "db", "snapshots", "guard", "requests", "intake", "catalog", "journal", "ledger")
+        for name in names:
             setattr(app.state, name, getattr(self, name))
 
     async def close(self) -> None:
@@ -166,7 +195,7 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # served by _docs_routes from a package's files: the page loads nothing from a CDN
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -175,14 +204,18 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
     app.add_exception_handler(PublicError, _public_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(NotFound, _not_found_handler)  # type: ignore[arg-type]
     app.add_exception_handler(Conflict, _conflict_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(Forbidden, _forbidden_handler)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_handler)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _server_error_handler)
+    app.add_middleware(InputGuard)  # body cap and unstorable text, before any FastAPI route or the cabinet
     # Listed in FastAPI's router too, so the OpenAPI document and anything that walks routes sees them;
     # requests for them are served by PerezvonApp.fast_lane.
     app.router.routes.extend(public.routes)
     app.router.routes.extend(twin.routes)
     app.include_router(admin.router)
     app.include_router(admin_webhooks.router)
+    app.router.routes.extend(_docs_routes(app))
+    openapi.install(app)
     if settings.demo:
         from .demo.routes import routes as demo_routes
 

@@ -91,7 +91,7 @@ async def test_an_oversized_body_is_refused_without_being_kept(app_client, admin
     site, _ = await admin.site_with_widget()
     huge = {"site": site["siteKey"], "routeKey": "my_form_1", "phone": "79001234567", "pad": "x" * 200_000}
     response = await app_client.post("/api/widget/v1/requests", json=huge)
-    assert response.status_code == 400
+    assert response.status_code == 413  # DESIGN §7: over 65 536 bytes is 413, in the public error shape
     assert response.json()["details"]["fields"][0]["name"] == "body"
     assert (await admin.get("/requests"))["total"] == 0
 

@@ -5,23 +5,38 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field
 
+from ..domain.digits import MAX_ID
 from ..domain.errors import PublicError
 from ..services.accounts import Principal, authenticate_token
-from ..services.catalog import Catalog
+from ..services.catalog import Catalog, require_operator_for_money
 from ..services.intake import points_spent_today
 from ..services.journal import STATUSES, Journal, JournalFilter
+from ..services.ledger import Ledger
 from ..shapes.resources import (
     blacklist_resource,
+    ledger_entry_resource,
     request_resource,
     session_resource,
     site_resource,
     unit_resource,
     widget_resource,
 )
-from ..shapes.schemas import BlacklistIn, SiteIn, SitePatch, UnitIn, UnitPatch, WidgetIn, WidgetPatch
+from ..shapes.schemas import (
+    MAX_INT32,
+    BlacklistIn,
+    CamelModel,
+    SiteIn,
+    SitePatch,
+    UnitIn,
+    UnitPatch,
+    WidgetIn,
+    WidgetPatch,
+)
+from .openapi import ADMIN_ERRORS
 
 bearer = HTTPBearer(auto_error=False, description="An admin API token (`perezvon token create`)")
 
@@ -43,6 +58,8 @@ async def principal(
 
 
 Who = Annotated[Principal, Depends(principal)]
+# Ids are 64-bit in both databases: a larger one is refused as invalid, never sent to the database.
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def catalog(request: Request) -> Catalog:
@@ -56,7 +73,7 @@ def journal(request: Request) -> Journal:
 Cat = Annotated[Catalog, Depends(catalog)]
 Jour = Annotated[Journal, Depends(journal)]
 
-router = APIRouter(prefix="/api/admin/v1", tags=["admin"])
+router = APIRouter(prefix="/api/admin/v1", tags=["admin"], responses=ADMIN_ERRORS)
 
 
 async def _site_out(request: Request, row: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +93,7 @@ async def list_sites(request: Request, who: Who, cat: Cat) -> list[dict[str, Any
 
 @router.post("/sites", status_code=201, summary="Create a site (its siteKey is generated)")
 async def create_site(request: Request, body: SiteIn, who: Who, cat: Cat) -> dict[str, Any]:
+    require_operator_for_money(who, body.model_fields_set)
     values = body.model_dump()
     values["trunk"] = body.trunk.model_dump(by_alias=True) if body.trunk else None
     if values.get("account_id") is not None and not who.is_operator:
@@ -84,13 +102,14 @@ async def create_site(request: Request, body: SiteIn, who: Who, cat: Cat) -> dic
 
 
 @router.get("/sites/{site_id}")
-async def get_site(request: Request, site_id: int, who: Who, cat: Cat) -> dict[str, Any]:
+async def get_site(request: Request, site_id: PathId, who: Who, cat: Cat) -> dict[str, Any]:
     return await _site_out(request, await cat.get_site(who, site_id))
 
 
 @router.patch("/sites/{site_id}")
-async def patch_site(request: Request, site_id: int, body: SitePatch, who: Who, cat: Cat) -> dict[str, Any]:
-    values = body.model_dump(exclude_unset=True)
+async def patch_site(request: Request, site_id: PathId, body: SitePatch, who: Who, cat: Cat) -> dict[str, Any]:
+    # null means "unchanged" for fields that always have a value; only the trunk can be removed with it.
+    values = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k == "trunk"}
     if "trunk" in values:
         values["trunk"] = body.trunk.model_dump(by_alias=True) if body.trunk else None
     if "api_point_costs" in values:
@@ -99,21 +118,54 @@ async def patch_site(request: Request, site_id: int, body: SitePatch, who: Who, 
 
 
 @router.delete("/sites/{site_id}", status_code=204)
-async def delete_site(site_id: int, who: Who, cat: Cat) -> Response:
+async def delete_site(site_id: PathId, who: Who, cat: Cat) -> Response:
     await cat.delete_site(who, site_id)
     return Response(status_code=204)
+
+
+# -- minutes ----------------------------------------------------------------------------------------------
+
+
+def ledger(request: Request) -> Ledger:
+    return request.app.state.ledger
+
+
+Led = Annotated[Ledger, Depends(ledger)]
+
+
+class TopUp(CamelModel):
+    minutes: Annotated[int, Field(ge=-MAX_INT32, le=MAX_INT32, strict=True)]
+    note: Annotated[str, Field(max_length=255)] = ""
+
+
+@router.get("/sites/{site_id}/ledger", summary="Every change of the site's minutes, newest first")
+async def get_ledger(
+    site_id: PathId,
+    who: Who,
+    led: Led,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> dict[str, Any]:
+    rows, total = await led.entries(who, site_id, limit, offset)
+    return {"items": [ledger_entry_resource(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+
+@router.post("/sites/{site_id}/minutes", status_code=201,
+             summary="Top up the site's minutes (operator token; negative minutes take some back)")
+async def top_up(site_id: PathId, body: TopUp, who: Who, led: Led) -> dict[str, Any]:
+    return ledger_entry_resource(await led.top_up(who, site_id, body.minutes, body.note))
 
 
 # -- widgets ----------------------------------------------------------------------------------------------
 
 
 @router.get("/sites/{site_id}/widgets")
-async def list_widgets(site_id: int, who: Who, cat: Cat) -> list[dict[str, Any]]:
+async def list_widgets(site_id: PathId, who: Who, cat: Cat) -> list[dict[str, Any]]:
     return [widget_resource(w) for w in await cat.list_widgets(who, site_id)]
 
 
 @router.post("/sites/{site_id}/widgets", status_code=201)
-async def create_widget(site_id: int, body: WidgetIn, who: Who, cat: Cat) -> dict[str, Any]:
+async def create_widget(site_id: PathId, body: WidgetIn, who: Who, cat: Cat) -> dict[str, Any]:
     values = body.model_dump()
     values["callback"] = body.callback.model_dump(by_alias=True)
     values["ui"] = body.ui.model_dump(by_alias=True)
@@ -122,12 +174,12 @@ async def create_widget(site_id: int, body: WidgetIn, who: Who, cat: Cat) -> dic
 
 
 @router.get("/widgets/{widget_id}")
-async def get_widget(widget_id: int, who: Who, cat: Cat) -> dict[str, Any]:
+async def get_widget(widget_id: PathId, who: Who, cat: Cat) -> dict[str, Any]:
     return widget_resource(await cat.get_widget(who, widget_id))
 
 
 @router.patch("/widgets/{widget_id}")
-async def patch_widget(widget_id: int, body: WidgetPatch, who: Who, cat: Cat) -> dict[str, Any]:
+async def patch_widget(widget_id: PathId, body: WidgetPatch, who: Who, cat: Cat) -> dict[str, Any]:
     current = await cat.get_widget(who, widget_id)
     values = body.model_dump(exclude_unset=True)
     # Nested settings merge with what is stored: PATCH {"callback": {"redialAttempts": 0}} keeps the rest.
@@ -150,7 +202,7 @@ async def patch_widget(widget_id: int, body: WidgetPatch, who: Who, cat: Cat) ->
 
 
 @router.delete("/widgets/{widget_id}", status_code=204)
-async def delete_widget(widget_id: int, who: Who, cat: Cat) -> Response:
+async def delete_widget(widget_id: PathId, who: Who, cat: Cat) -> Response:
     await cat.delete_widget(who, widget_id)
     return Response(status_code=204)
 
@@ -159,27 +211,28 @@ async def delete_widget(widget_id: int, who: Who, cat: Cat) -> Response:
 
 
 @router.get("/sites/{site_id}/units")
-async def list_units(site_id: int, who: Who, cat: Cat) -> list[dict[str, Any]]:
+async def list_units(site_id: PathId, who: Who, cat: Cat) -> list[dict[str, Any]]:
     return [unit_resource(u) for u in await cat.list_units(who, site_id)]
 
 
 @router.post("/sites/{site_id}/units", status_code=201)
-async def create_unit(site_id: int, body: UnitIn, who: Who, cat: Cat) -> dict[str, Any]:
+async def create_unit(site_id: PathId, body: UnitIn, who: Who, cat: Cat) -> dict[str, Any]:
     return unit_resource(await cat.create_unit(who, site_id, body.model_dump()))
 
 
 @router.get("/units/{unit_id}")
-async def get_unit(unit_id: int, who: Who, cat: Cat) -> dict[str, Any]:
+async def get_unit(unit_id: PathId, who: Who, cat: Cat) -> dict[str, Any]:
     return unit_resource(await cat.get_unit(who, unit_id))
 
 
 @router.patch("/units/{unit_id}")
-async def patch_unit(unit_id: int, body: UnitPatch, who: Who, cat: Cat) -> dict[str, Any]:
-    return unit_resource(await cat.update_unit(who, unit_id, body.model_dump(exclude_unset=True)))
+async def patch_unit(unit_id: PathId, body: UnitPatch, who: Who, cat: Cat) -> dict[str, Any]:
+    values = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    return unit_resource(await cat.update_unit(who, unit_id, values))
 
 
 @router.delete("/units/{unit_id}", status_code=204)
-async def delete_unit(unit_id: int, who: Who, cat: Cat) -> Response:
+async def delete_unit(unit_id: PathId, who: Who, cat: Cat) -> Response:
     await cat.delete_unit(who, unit_id)
     return Response(status_code=204)
 
@@ -188,17 +241,17 @@ async def delete_unit(unit_id: int, who: Who, cat: Cat) -> Response:
 
 
 @router.get("/sites/{site_id}/blacklist")
-async def list_blacklist(site_id: int, who: Who, cat: Cat) -> list[dict[str, Any]]:
+async def list_blacklist(site_id: PathId, who: Who, cat: Cat) -> list[dict[str, Any]]:
     return [blacklist_resource(b) for b in await cat.list_blacklist(who, site_id)]
 
 
 @router.post("/sites/{site_id}/blacklist", status_code=201)
-async def add_blacklist(site_id: int, body: BlacklistIn, who: Who, cat: Cat) -> dict[str, Any]:
+async def add_blacklist(site_id: PathId, body: BlacklistIn, who: Who, cat: Cat) -> dict[str, Any]:
     return blacklist_resource(await cat.add_blacklist(who, site_id, body.phone, body.comment))
 
 
 @router.delete("/blacklist/{entry_id}", status_code=204)
-async def delete_blacklist(entry_id: int, who: Who, cat: Cat) -> Response:
+async def delete_blacklist(entry_id: PathId, who: Who, cat: Cat) -> Response:
     await cat.delete_blacklist(who, entry_id)
     return Response(status_code=204)
 
@@ -227,18 +280,18 @@ def _date_bound(value: str | None, name: str) -> datetime | None:
 async def list_requests(
     who: Who,
     jour: Jour,
-    site_id: Annotated[int | None, Query(alias="siteId")] = None,
+    site_id: Annotated[int | None, Query(alias="siteId", ge=1, le=MAX_ID)] = None,
     status: Annotated[str | None, Query(description=" | ".join(STATUSES))] = None,
     route_key: Annotated[str | None, Query(alias="routeKey")] = None,
-    widget_id: Annotated[int | None, Query(alias="widgetId")] = None,
-    unit_id: Annotated[int | None, Query(alias="unitId")] = None,
+    widget_id: Annotated[int | None, Query(alias="widgetId", ge=1, le=MAX_ID)] = None,
+    unit_id: Annotated[int | None, Query(alias="unitId", ge=1, le=MAX_ID)] = None,
     phone: str | None = None,
     tag: str | None = None,
     q: Annotated[str | None, Query(description="search in fields, tags and phone")] = None,
     date_from: Annotated[str | None, Query(alias="dateFrom")] = None,
     date_to: Annotated[str | None, Query(alias="dateTo")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     before: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="requests older than this id (keyset: nextBefore)")
     ] = None,
@@ -283,7 +336,7 @@ async def list_requests(
 
 
 @router.get("/requests/{request_id}")
-async def get_request(request_id: int, who: Who, jour: Jour) -> dict[str, Any]:
+async def get_request(request_id: PathId, who: Who, jour: Jour) -> dict[str, Any]:
     row, attempts = await jour.get(who, request_id)
     resource = request_resource(row, attempts)
     session = await jour.session(row["session_id"])

@@ -8,13 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict
 
+from ..domain.digits import MAX_ID
 from ..domain.errors import PublicError
 from ..services.requests import RequestLife
 from ..shapes.resources import iso
 from ..store import outbox
-from .admin import Cat, Jour, Who
+from .admin import Cat, Jour, PathId, Who
+from .openapi import ADMIN_ERRORS
 
-router = APIRouter(prefix="/api/admin/v1", tags=["admin"])
+router = APIRouter(prefix="/api/admin/v1", tags=["admin"], responses=ADMIN_ERRORS)
 
 
 class RescheduleIn(BaseModel):
@@ -44,13 +46,13 @@ def delivery_resource(row: Any) -> dict[str, Any]:
 @router.get("/sites/{site_id}/webhook-deliveries", summary="The site's webhook deliveries, newest first")
 async def list_deliveries(
     request: Request,
-    site_id: int,
+    site_id: PathId,
     who: Who,
     cat: Cat,
     status: Annotated[str | None, Query(description=" | ".join(outbox.DELIVERY_STATUSES))] = None,
-    request_id: Annotated[int | None, Query(alias="requestId")] = None,
+    request_id: Annotated[int | None, Query(alias="requestId", ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict[str, Any]:
     await cat.get_site(who, site_id)  # tenancy: another account's site is "not found"
     if status is not None and status not in outbox.DELIVERY_STATUSES:
@@ -70,7 +72,7 @@ def _life(request: Request) -> RequestLife:
 
 
 @router.post("/requests/{request_id}/cancel", summary="Cancel a pending request (one being dialled cannot be)")
-async def cancel_request(request: Request, request_id: int, who: Who, jour: Jour) -> dict[str, Any]:
+async def cancel_request(request: Request, request_id: PathId, who: Who, jour: Jour) -> dict[str, Any]:
     await jour.get(who, request_id)  # tenancy check (NotFound for others' requests)
     return await _life(request).cancel(request_id)
 
@@ -80,7 +82,7 @@ async def cancel_request(request: Request, request_id: int, who: Who, jour: Jour
     summary="Call a request at `at` (null: now): a pending one is moved, a finished one is called again",
 )
 async def reschedule_request(
-    request: Request, request_id: int, who: Who, jour: Jour, body: Annotated[RescheduleIn, Body()]
+    request: Request, request_id: PathId, who: Who, jour: Jour, body: Annotated[RescheduleIn, Body()]
 ) -> dict[str, Any]:
     await jour.get(who, request_id)  # tenancy check (NotFound for others' requests)
     at = body.at

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..domain.digits import is_ascii_digits, parse_id
 from ..domain.errors import PublicError
 from ..domain.request_rules import validate_request
 from ..ops.metrics import public_request
@@ -23,7 +24,7 @@ from ..services.catalog import Catalog
 from ..services.intake import Intake
 from ..shapes.resources import UTM_KEYS
 from ..store.idempotency import IdempotencyKeys
-from .http import json_response, request_origin
+from .http import json_response, read_body, read_json_object, request_origin
 
 log = logging.getLogger("perezvon.api.twin")
 PATH = "/widget-service/v1/api/widget-request/user-form/create"
@@ -65,8 +66,8 @@ def _clean_body(payload: dict[str, Any]) -> dict[str, Any]:
     for key in ("scheduleTime", "unitId", "sessionId", "callUrl", "tags", "fields"):
         if _blank(body.get(key)):
             body[key] = None
-    if isinstance(body.get("unitId"), str) and body["unitId"].isdigit():
-        body["unitId"] = int(body["unitId"])
+    if isinstance(body.get("unitId"), str) and is_ascii_digits(body["unitId"]):
+        body["unitId"] = parse_id(body["unitId"]) or body["unitId"]
     if isinstance(body.get("fields"), list):
         # Integrations send {name, value, type}; only name and value matter.
         body["fields"] = [
@@ -113,7 +114,10 @@ async def _idempotent_create(request: Request, key: str) -> Response:
         return refusal(CODE_VALIDATION, "Idempotency-Key must be 1 to 255 printable ASCII characters")
     token = request.headers.get("access-token") or ""
     scope = hashlib.sha256(token.encode()).hexdigest()
-    fingerprint = hashlib.sha256(await request.body()).hexdigest()
+    try:
+        fingerprint = hashlib.sha256(await read_body(request)).hexdigest()  # 64 KB at most, here too
+    except PublicError as error:
+        return refusal(CODE_VALIDATION, error.message, error.status)
     keys = IdempotencyKeys(request.app.state.db)
     claim = await keys.claim(scope, key, fingerprint)
     if claim.status_code is not None:
@@ -150,13 +154,7 @@ async def _create(request: Request) -> Response:
                 f"Request limit exceeded: at most {settings.ip_rate_limit} requests per second",
                 retry_after=retry,
             )
-        try:
-            payload = json.loads(await request.body() or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            return refusal(CODE_VALIDATION, "Request body is not valid JSON")
-        if not isinstance(payload, dict):
-            return refusal(CODE_VALIDATION, "Request body must be a JSON object")
-        body = _clean_body(payload)
+        body = _clean_body(await read_json_object(request))  # 64 KB at most, storable text only
         request_input, errors = validate_request(body)
         phone_errors = [f for f in errors.as_details()["fields"] if f["name"] == "phone"]
         if phone_errors:  # the phone is checked first: 10013 wins over 10003
@@ -191,7 +189,8 @@ async def _create(request: Request) -> Response:
                 "; ".join(f"{f['name']}: {f['errors'][0]['message']}" for f in error.details.get("fields", []))
                 or message
             )
-        return refusal(TYPE_CODES.get(error.type, CODE_VALIDATION), message, retry_after=error.retry_after)
+        status = 413 if error.status == 413 else 400
+        return refusal(TYPE_CODES.get(error.type, CODE_VALIDATION), message, status, error.retry_after)
     except Exception:
         log.exception("server-side create failed")
         return refusal(CODE_SERVER_ERROR, "Internal server error", 500)
@@ -201,7 +200,7 @@ async def _find_site(request: Request, who: Principal, route_key: str) -> int | 
     """The SiteId header when given; else the one site of this token that has the routeKey."""
     header = request.headers.get("siteid", "").strip()
     if header:
-        return int(header) if header.isdigit() else None
+        return parse_id(header)  # "²" or 2**70 name no site: "no active widget", not a crash
     catalog: Catalog = request.app.state.catalog
     return await catalog.site_for_route_key(who, route_key)
 

@@ -10,6 +10,7 @@ from ..clock import utcnow
 from ..domain.schedule import ALL_HOURS
 from ..services.accounts import create_account, create_token
 from ..settings import Settings
+from ..store import ledger
 from ..store.db import Database
 from ..store.tables import sites, units, widgets
 
@@ -44,6 +45,8 @@ async def seed_demo(settings: Settings, base_url: str) -> dict[str, Any]:
                     )
                 )
                 site_id = int(result.inserted_primary_key[0])
+                await ledger.record(conn, site_id, 1000, ledger.TOPUP, utcnow(), note="starting balance",
+                                    move_balance=False)
                 await conn.execute(
                     widgets.insert().values(
                         site_id=site_id,
@@ -76,9 +79,10 @@ async def seed_demo(settings: Settings, base_url: str) -> dict[str, Any]:
                 )
             else:
                 # A demo that ran dry keeps working: top the balance up on every start.
-                await conn.execute(
-                    update(sites).where(sites.c.id == site_id).values(minutes_balance=1000, callback_active=True)
-                )
+                await conn.execute(update(sites).where(sites.c.id == site_id).values(callback_active=True))
+                balance = (await conn.execute(select(sites.c.minutes_balance).where(sites.c.id == site_id))).scalar()
+                if balance < 1000:
+                    await ledger.record(conn, site_id, 1000 - balance, ledger.TOPUP, utcnow(), note="demo top-up")
             unit_id = (await conn.execute(select(units.c.id).where(units.c.site_id == site_id))).scalar()
         token = await create_token(db, account_id, "demo")
         return {

@@ -32,13 +32,15 @@ class PublicError(Exception):
     message: str
     details: dict[str, Any] = field(default_factory=dict)
     retry_after: int | None = None
+    # Where the type's usual status does not say it: a body over the size cap is a validation_error, 413.
+    http_status: int | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
 
     @property
     def status(self) -> int:
-        return ERROR_STATUS[self.type]
+        return self.http_status or ERROR_STATUS[self.type]
 
     def body(self) -> dict[str, Any]:
         return {"type": self.type, "message": self.message, "details": self.details}

@@ -6,7 +6,9 @@ import re
 
 import phonenumbers
 
-API_PHONE = re.compile(r"\d{11}")
+from .digits import has_foreign_digits
+
+API_PHONE = re.compile(r"[0-9]{11}")  # ASCII only: re's \d takes any script's digits
 
 
 def api_phone_error(value: object) -> str | None:
@@ -36,7 +38,9 @@ def normalize_admin_phone(value: str, default_region: str = "RU") -> str:
     text = value.strip()
     if not text:
         raise ValueError("phone is empty")
-    digits = re.sub(r"\D", "", text)
+    if has_foreign_digits(text):  # phonenumbers would read them as 0-9: refuse rather than guess
+        raise ValueError(f"a phone takes digits 0-9 only: {value!r}")
+    digits = re.sub(r"[^0-9]", "", text)
     if not text.startswith("+") and len(digits) == 11 and _is_possible(digits):
         return digits
     try:

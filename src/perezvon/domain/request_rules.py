@@ -13,7 +13,7 @@ from .schedule import parse_utc_offset
 
 MAX_FIELDS = 5
 MAX_TAGS = 10
-SCHEDULE_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+SCHEDULE_FORMAT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")  # ASCII digits only
 
 
 @dataclass(frozen=True)

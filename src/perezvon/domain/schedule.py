@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-OFFSET = re.compile(r"UTC([+-])(\d{2}):(\d{2})")
+OFFSET = re.compile(r"UTC([+-])([0-9]{2}):([0-9]{2})")
 ALL_HOURS = frozenset((day, hour) for day in range(1, 8) for hour in range(24))
 WORKING = "working_hours"
 NON_WORKING = "non_working_hours"

@@ -7,6 +7,7 @@ an object of another account is reported as not found (its existence is not disc
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Table, delete, func, insert, select, update
@@ -15,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from ..clock import utcnow
 from ..domain.quiet_hours import DEFAULT_QUIET_HOURS
 from ..domain.schedule import ALL_HOURS, offset_of_zone
+from ..store import ledger
 from ..store.db import Database
 from ..store.snapshots import SnapshotCache
-from ..store.tables import blacklist, sites, units, widgets
+from ..store.tables import accounts, blacklist, sites, units, widgets
 from .accounts import Principal
 
 
@@ -27,6 +29,23 @@ class NotFound(LookupError):
 
 class Conflict(ValueError):
     pass
+
+
+class Forbidden(PermissionError):
+    pass
+
+
+# A site's money: its minutes and its daily API points. Only an operator token sets them (DESIGN §7).
+MONEY_FIELDS = {"minutes_balance": "minutesBalance", "api_points_per_day": "apiPointsPerDay"}
+DEFAULT_MINUTES = 1000
+DEFAULT_POINTS_PER_DAY = 50_000
+
+
+def require_operator_for_money(who: Principal, given: Iterable[str]) -> None:
+    """Refuse, changing nothing, an account token that sets a balance or a points budget."""
+    names = [MONEY_FIELDS[name] for name in MONEY_FIELDS if name in set(given)]
+    if names and not who.is_operator:
+        raise Forbidden(f"Only an operator token may set {' and '.join(names)}")
 
 
 class Catalog:
@@ -51,12 +70,22 @@ class Catalog:
         return dict(row)
 
     async def create_site(self, who: Principal, values: dict[str, Any]) -> dict[str, Any]:
+        """A new site; its starting balance is the first entry of its ledger. An account's site gets the
+        default minutes and points whatever ``values`` say (callers refuse a body that sets them)."""
         account_id = values.pop("account_id", None) if who.is_operator else who.account_id
         values.pop("account_id", None)
+        if not who.is_operator:
+            values.update(minutes_balance=DEFAULT_MINUTES, api_points_per_day=DEFAULT_POINTS_PER_DAY)
+        values.setdefault("minutes_balance", DEFAULT_MINUTES)
+        values.setdefault("api_points_per_day", DEFAULT_POINTS_PER_DAY)
         values.setdefault("api_point_costs", None)
         values["api_point_costs"] = values["api_point_costs"] or {}
         values["trunk"] = values.get("trunk")
         async with self.db.write() as conn:
+            if account_id is not None and (
+                await conn.execute(select(accounts.c.id).where(accounts.c.id == account_id))
+            ).scalar() is None:
+                raise NotFound(f"account {account_id}")
             result = await conn.execute(
                 insert(sites).values(
                     account_id=account_id,
@@ -67,14 +96,27 @@ class Catalog:
                 )
             )
             site_id = int(result.inserted_primary_key[0])
+            await ledger.record(conn, site_id, values["minutes_balance"], ledger.TOPUP, utcnow(),
+                                note="starting balance", move_balance=False)
         self.snapshots.invalidate(site_id)
         return await self.get_site(who, site_id)
 
     async def update_site(self, who: Principal, site_id: int, values: dict[str, Any]) -> dict[str, Any]:
         await self.get_site(who, site_id)
+        require_operator_for_money(who, values)
         if values:
             async with self.db.write() as conn:
-                await conn.execute(update(sites).where(sites.c.id == site_id).values(**values))
+                balance = values.pop("minutes_balance", None)
+                if balance is not None:
+                    # Setting the balance is an operator's adjustment by the difference, read and written
+                    # in this one transaction so a call charged meanwhile is not overwritten.
+                    current = (await conn.execute(select(sites.c.minutes_balance).where(sites.c.id == site_id)
+                                                  .with_for_update())).scalar() or 0
+                    if balance != current:
+                        await ledger.record(conn, site_id, balance - current, ledger.ADJUSTMENT, utcnow(),
+                                            note="balance set by an operator")
+                if values:
+                    await conn.execute(update(sites).where(sites.c.id == site_id).values(**values))
         self.snapshots.invalidate(site_id)
         return await self.get_site(who, site_id)
 

@@ -25,7 +25,7 @@ from ..domain.billing import billed_minutes, billed_seconds, spend
 from ..domain.quiet_hours import quiet_hold
 from ..domain.redial import Decision, RedialPolicy, after_attempt, bound_by_schedule
 from ..shapes.resources import iso, request_resource
-from ..store import outbox
+from ..store import ledger, outbox
 from ..store import requests as rows
 from ..store.db import Database
 from ..store.group_commit import GroupCommit
@@ -329,9 +329,16 @@ class RequestLife:
             charge = spend(row["minutes_balance"], minutes)
             if charge.spent:
                 await rows.set_minutes_balance(conn, site_id, charge.balance_after)
+                left, entries = charge.spent, []
                 for c in items:
                     if c.request["site_id"] == site_id and c.minutes:
                         results[id(c)].charged = True
+                        taken, left = min(c.minutes, left), left - min(c.minutes, left)
+                        if taken:  # each call's charge is a ledger row: the ledger's sum stays the balance
+                            entries.append(
+                                {"site_id": site_id, "minutes": -taken, "request_id": c.request["id"], "at": c.now}
+                            )
+                await ledger.record_calls(conn, entries)
         for c in items:
             row = site_rows.get(c.request["site_id"])
             if c.final and row is not None:

@@ -159,3 +159,15 @@ def session_resource(row: Any) -> dict[str, Any]:
         "utm": dict(row["utm"] or {}),
         "createdAt": iso(row["created_at"]),
     }
+
+
+def ledger_entry_resource(row: Any) -> dict[str, Any]:
+    """One change of a site's minutes: ``minutes`` signed (a call's negative), ``kind`` topup | call | adjustment."""
+    return {
+        "id": row["id"],
+        "at": iso(row["at"]),
+        "minutes": row["minutes"],
+        "kind": row["kind"],
+        "requestId": row["request_id"],
+        "note": row["note"],
+    }

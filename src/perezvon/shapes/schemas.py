@@ -12,6 +12,10 @@ from pydantic.alias_generators import to_camel
 from ..domain.phone import normalize_admin_phone
 from ..domain.schedule import parse_utc_offset
 
+# Counters live in 32-bit integer columns: a larger value is refused as invalid, not overflowed in the database.
+MAX_INT32 = 2**31 - 1
+Count = Annotated[int, Field(ge=0, le=MAX_INT32)]
+
 
 class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
@@ -54,15 +58,15 @@ class SiteIn(CamelModel):
     name: Annotated[str, Field(min_length=1, max_length=255)]
     allowed_origins: list[str] = []
     timezone: str = "UTC"
-    minutes_balance: Annotated[int, Field(ge=0)] = 1000
+    minutes_balance: Count = 1000
     callback_active: bool = True
-    api_points_per_day: Annotated[int, Field(ge=0)] = 50_000
-    api_point_costs: dict[str, Annotated[int, Field(ge=0)]] | None = None
+    api_points_per_day: Count = 50_000
+    api_point_costs: dict[str, Count] | None = None
     non_working_policy: Annotated[str, Field(pattern="^(finish|defer)$")] = "finish"
     record_calls: bool = False
     webhook_urls: list[Annotated[str, Field(pattern="^https?://")]] = []
     trunk: Trunk | None = None
-    account_id: int | None = None
+    account_id: Annotated[int, Field(ge=1, le=2**63 - 1, strict=True)] | None = None
 
     _origins = field_validator("allowed_origins")(lambda cls, v: [_origin(o) for o in v])
     _tz = field_validator("timezone")(lambda cls, v: _zone(v))
@@ -72,10 +76,10 @@ class SitePatch(CamelModel):
     name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     allowed_origins: list[str] | None = None
     timezone: str | None = None
-    minutes_balance: Annotated[int, Field(ge=0)] | None = None
+    minutes_balance: Count | None = None
     callback_active: bool | None = None
-    api_points_per_day: Annotated[int, Field(ge=0)] | None = None
-    api_point_costs: dict[str, Annotated[int, Field(ge=0)]] | None = None
+    api_points_per_day: Count | None = None
+    api_point_costs: dict[str, Count] | None = None
     non_working_policy: Annotated[str, Field(pattern="^(finish|defer)$")] | None = None
     record_calls: bool | None = None
     webhook_urls: list[Annotated[str, Field(pattern="^https?://")]] | None = None
@@ -102,9 +106,9 @@ class Schedule(CamelModel):
 
 
 class Throttle(CamelModel):
-    user_timeout_seconds: Annotated[int, Field(ge=0)] = 0
-    max_requests_per_phone: Annotated[int, Field(ge=0)] = 0
-    period_seconds: Annotated[int, Field(ge=0)] = 3600
+    user_timeout_seconds: Count = 0
+    max_requests_per_phone: Count = 0
+    period_seconds: Count = 3600
 
 
 class CallbackSettings(CamelModel):

@@ -296,3 +296,19 @@ request_tags = Table(
     Column("site_id", Id, primary_key=True),
     Column("request_id", ForeignKey("callback_requests.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
+
+# Every change of a site's minutes (DESIGN §7): the starting balance, top-ups, calls (negative) and
+# operator adjustments. sites.minutes_balance is kept equal to the sum of the site's rows: both are
+# written in one transaction (store/ledger.py).
+minutes_ledger = Table(
+    "minutes_ledger",
+    metadata,
+    _pk(),
+    Column("site_id", ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("minutes", Integer(), nullable=False),
+    Column("kind", String(12), nullable=False),  # topup | call | adjustment
+    Column("request_id", ForeignKey("callback_requests.id", ondelete="SET NULL"), nullable=True),
+    Column("note", String(255), nullable=False, server_default=""),
+    Index("ix_minutes_ledger_site", "site_id", "id"),
+)

@@ -191,9 +191,8 @@ def site_payload(form: Any) -> dict[str, Any]:
         "name": _text(form, "name"),
         "allowedOrigins": lines(form.get("allowedOrigins")),
         "timezone": _text(form, "timezone"),
-        "minutesBalance": _text(form, "minutesBalance"),
         "callbackActive": checked(form, "callbackActive"),
-        "apiPointsPerDay": _text(form, "apiPointsPerDay"),
+        # minutesBalance and apiPointsPerDay are not the account's to set (DESIGN §7): an operator tops up.
     }
 
 

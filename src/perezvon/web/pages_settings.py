@@ -76,9 +76,7 @@ async def site_new(request: Request) -> Response:
         "name": "",
         "allowedOrigins": [],
         "timezone": "Europe/Moscow",
-        "minutesBalance": 1000,
         "callbackActive": True,
-        "apiPointsPerDay": 50000,
     }
     return _site_form(request, blank, {})
 
