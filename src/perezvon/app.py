@@ -148,7 +148,10 @@ class Services:
         self.db = Database(settings.database_url)
         self.snapshots = SnapshotCache(self.db)
         self.guard = Guard(
-            ip_rate_limit=settings.ip_rate_limit, redis_url=settings.redis_url, namespace=settings.redis_namespace
+            ip_rate_limit=settings.ip_rate_limit,
+            redis_url=settings.redis_url,
+            namespace=settings.redis_namespace,
+            db=self.db,
         )
         # The one owner of a request's life; whatever runs in this process (worker, sender, live pages)
         # plugs its wake-ups into the notifier.
@@ -164,6 +167,7 @@ class Services:
             setattr(app.state, name, getattr(self, name))
 
     async def close(self) -> None:
+        await self.guard.close()  # writes back the day's API points spent (the embedded default keeps them)
         await self.db.dispose()
 
 

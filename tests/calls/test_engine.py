@@ -50,6 +50,9 @@ async def test_it_calls_back_connects_bills_and_lowers_the_balance(engine_factor
         assert got["finishedAt"] is not None and got["nextAttemptAt"] is None
         after = await eng.admin.get(f"/sites/{site['id']}")
         assert after["minutesBalance"] == site["minutesBalance"] - 1
+        book = await eng.admin.get(f"/sites/{site['id']}/ledger")  # the charge is a row: the sum stays the balance
+        assert [(e["kind"], e["minutes"], e["requestId"]) for e in book["items"]][0] == ("call", -1, rid)
+        assert sum(e["minutes"] for e in book["items"]) == after["minutesBalance"]
 
 
 async def test_it_passes_dialing_before_completed_and_publishes_each_change(engine_factory) -> None:
@@ -172,6 +175,8 @@ async def test_a_site_at_zero_follows_its_policy(engine_factory, policy: str) ->
             balance = (await conn.execute(select(sites.c.minutes_balance).where(sites.c.id == site["id"]))).scalar()
             attempts = (await conn.execute(select(call_attempts.c.request_id))).scalars().all()
         assert balance == (0 if policy == "finish" else 4)
+        book = await eng.admin.get(f"/sites/{site['id']}/ledger")
+        assert sum(e["minutes"] for e in book["items"]) == balance  # a charge floored at 0 takes only what was left
         assert sorted(attempts) == sorted([first, late])
 
 

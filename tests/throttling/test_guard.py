@@ -30,6 +30,7 @@ async def make_guard(request: pytest.FixtureRequest) -> AsyncIterator:
     yield factory
     for guard in made:
         await guard.reset()
+        await guard.close()
 
 
 async def test_of_eleven_requests_in_one_second_exactly_five_pass(make_guard) -> None:  # type: ignore[no-untyped-def]
@@ -84,9 +85,9 @@ async def test_phone_count_allows_n_per_period(make_guard) -> None:  # type: ign
 
 async def test_points_accumulate_per_site_and_day(make_guard) -> None:  # type: ignore[no-untyped-def]
     guard = make_guard()
-    await guard.spend_points(1, "2026-11-25", 1)
-    await guard.spend_points(1, "2026-11-25", 2)
-    await guard.spend_points(1, "2026-11-26", 5)
+    await guard.take_points(1, "2026-11-25", 1, 100)
+    await guard.take_points(1, "2026-11-25", 2, 100)
+    await guard.take_points(1, "2026-11-26", 5, 100)
     assert await guard.points_spent(1, "2026-11-25") == 3
     assert await guard.points_spent(1, "2026-11-26") == 5
     assert await guard.points_spent(2, "2026-11-25") == 0

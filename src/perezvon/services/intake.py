@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -82,27 +83,26 @@ class Intake:
     async def paying(self, snapshot: SiteSnapshot, method: str, now: datetime) -> AsyncIterator[None]:
         """The call's API points, taken before the work and given back if the call is refused or fails.
 
-        Taken up front in one atomic step (INCRBY in Redis, in-process otherwise) and checked against
-        the budget afterwards, so concurrent calls, in one process or many, never spend past the
-        budget: a check and a later spend let every call in flight through (8 of 8 with 3 points)."""
+        Checked and taken in one atomic step (a Redis script, one SQL upsert on PostgreSQL, an in-process
+        counter written back to the database on SQLite: see throttling/points.py), so concurrent calls,
+        in one process or many, never spend past the budget, and a restart remembers the day's spend."""
         cost = int((snapshot.site["api_point_costs"] or {}).get(method, DEFAULT_POINT_COSTS.get(method, 1)))
         if cost <= 0:
             yield
             return
         budget = snapshot.site["api_points_per_day"]
         day = site_day(snapshot.site, now)
-        spent = await self.guard.spend_points(snapshot.id, day, cost)
-        if budget >= 0 and spent > budget:
-            await self.guard.refund_points(snapshot.id, day, cost)
+        taken, spent = await self.guard.take_points(snapshot.id, day, cost, budget)
+        if not taken:
             raise PublicError(
                 "api_points_exhausted",
                 "The site's daily API points budget is spent; it resets at midnight in the site's time zone",
-                {"pointsPerDay": budget, "pointsSpent": spent - cost},
+                {"pointsPerDay": budget, "pointsSpent": spent},
             )
         try:
             yield
         except BaseException:
-            await self.guard.refund_points(snapshot.id, day, cost)
+            await asyncio.shield(self.guard.give_back_points(snapshot.id, day, cost))
             raise
 
     @staticmethod

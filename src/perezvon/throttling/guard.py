@@ -8,13 +8,15 @@ import ipaddress
 import math
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-POINTS_TTL_S = 2 * 24 * 3600  # a day's ledger outlives the day in any time zone
+from .points import PointsBook, points_book
+
 # Tracking sessions are not counted against the per-IP API limit (DESIGN §3), but each one is a row:
 # a generous limit of their own keeps a script from filling the database. A browser makes one.
 SESSIONS_PER_IP_PER_MINUTE = 60
@@ -81,8 +83,12 @@ def _per_seconds(amount: int, seconds: int) -> RateLimitItem:
 
 
 class Guard:
-    def __init__(self, *, ip_rate_limit: int = 5, redis_url: str = "", namespace: str = "perezvon") -> None:
+    def __init__(
+        self, *, ip_rate_limit: int = 5, redis_url: str = "", namespace: str = "perezvon", db: Any = None
+    ) -> None:
         self.ip_rate_limit = ip_rate_limit
+        # API points: atomic check-and-spend, durable where there is a database (see points.py).
+        self.points: PointsBook = points_book(redis_url, namespace, db)
         self.namespace = namespace
         self.storage: Storage = (
             storage_from_string(_redis_storage_url(redis_url), key_prefix=namespace) if redis_url else _MemoryStorage()
@@ -136,20 +142,24 @@ class Guard:
         return await self._retry_after(item, "phone", str(widget_id), phone)
 
     async def points_spent(self, site_id: int, day: str) -> int:
-        return await self.storage.get(f"points/{site_id}/{day}")
+        return await self.points.spent(site_id, day)
 
-    async def spend_points(self, site_id: int, day: str, cost: int) -> int:
-        """Add ``cost`` to the site's ledger for ``day``; returns the new total."""
+    async def take_points(self, site_id: int, day: str, cost: int, budget: int) -> tuple[bool, int]:
+        """Spend ``cost`` of the site's ``budget`` for ``day`` in one atomic step: (taken, points spent)."""
         if cost <= 0:
-            return await self.points_spent(site_id, day)
-        return await self.storage.incr(f"points/{site_id}/{day}", POINTS_TTL_S, cost)
+            return True, await self.points.spent(site_id, day)
+        return await self.points.take(site_id, day, cost, budget)
 
-    async def refund_points(self, site_id: int, day: str, cost: int) -> int:
-        """Give back points taken for a call that was then refused; returns the new total."""
-        return await self.storage.incr(f"points/{site_id}/{day}", POINTS_TTL_S, -cost)
+    async def give_back_points(self, site_id: int, day: str, cost: int) -> None:
+        if cost > 0:
+            await self.points.give_back(site_id, day, cost)
 
     async def reset(self) -> None:
         await self.storage.reset()
+        await self.points.reset()
+
+    async def close(self) -> None:
+        await self.points.close()
 
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: Iterable[str]) -> str:
