@@ -140,6 +140,8 @@ class Settings:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     demo: bool = False
+    # Webhook receivers on loopback, private or link-local addresses (refused by default: see outbound.py).
+    webhook_allow_private: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -216,6 +218,7 @@ def load_settings() -> Settings:
         sip_direct_media=_env_bool("PEREZVON_SIP_DIRECT_MEDIA", False),
         **_operating_settings(),
         demo=_env_bool("PEREZVON_DEMO", False),
+        webhook_allow_private=_env_bool("PEREZVON_WEBHOOK_ALLOW_PRIVATE", False),
     )
 
 

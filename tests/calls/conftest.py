@@ -14,7 +14,7 @@ from perezvon.calls.dialer.simulated import SimulatedDialer
 from perezvon.calls.events import EventBus, Subscription
 from perezvon.calls.runtime import Runtime
 from perezvon.calls.speech import silent_speaker
-from perezvon.calls.webhooks import Backoff, WebhookSender
+from perezvon.calls.webhooks import Backoff, Outbound, WebhookSender
 from support import Admin, make_settings
 
 FINAL = {"completed", "failed", "cancelled"}
@@ -66,13 +66,15 @@ def engine_factory(database_url: str) -> Callable[..., Any]:
     @asynccontextmanager
     async def make(*, ring_s: float = 0.02, talk_s: float = 0.3, concurrency: int = 20,
                    lease_s: float = 5.0, backoff: Backoff | None = None) -> AsyncIterator[Engine]:
-        settings = replace(make_settings(database_url), worker_concurrency=concurrency, worker_lease_s=lease_s)
+        settings = replace(make_settings(database_url), worker_concurrency=concurrency, worker_lease_s=lease_s,
+                           webhook_allow_private=True)  # the test receivers listen on loopback
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             state = app.state
             dialer = SimulatedDialer(ring_s=ring_s, talk_s=talk_s, speed=0)
             runtime = Runtime(state.db, state.snapshots, settings, dialer=dialer, speaker=silent_speaker,
-                              webhooks=WebhookSender(state.db, backoff=backoff or Backoff(base_s=0.2), poll_s=0.5),
+                              webhooks=WebhookSender(state.db, Outbound(allow_private=True),  # the sink is on loopback
+                                                     backoff=backoff or Backoff(base_s=0.2), poll_s=0.5),
                               life=state.requests)
             await runtime.start()  # plugs the worker, the sender and its bus into the app's notifier
             state.events = runtime.bus

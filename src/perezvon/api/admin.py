@@ -10,7 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
 from ..domain.digits import MAX_ID
-from ..domain.errors import PublicError
+from ..domain.errors import FieldErrors, PublicError
+from ..outbound import UnsafeURL, check_url
 from ..services.accounts import Principal, authenticate_token
 from ..services.catalog import Catalog, require_operator_for_money
 from ..services.intake import points_spent_today
@@ -76,6 +77,19 @@ Jour = Annotated[Journal, Depends(journal)]
 router = APIRouter(prefix="/api/admin/v1", tags=["admin"], responses=ADMIN_ERRORS)
 
 
+async def _check_webhook_urls(request: Request, urls: list[str] | None) -> None:
+    """Refuse (422) webhook URLs that resolve to loopback, private, link-local or unspecified addresses."""
+    allow_private = request.app.state.settings.webhook_allow_private
+    errors = FieldErrors()
+    for index, url in enumerate(urls or []):
+        try:
+            await check_url(url, allow_private=allow_private)
+        except UnsafeURL as exc:
+            errors.add(f"webhookUrls[{index}]", str(exc))
+    if errors:
+        raise PublicError("validation_error", "A webhook URL may not be called", errors.as_details(), http_status=422)
+
+
 async def _site_out(request: Request, row: dict[str, Any]) -> dict[str, Any]:
     spent = await points_spent_today(request.app.state.guard, row)
     resource = site_resource(row, spent)
@@ -94,6 +108,7 @@ async def list_sites(request: Request, who: Who, cat: Cat) -> list[dict[str, Any
 @router.post("/sites", status_code=201, summary="Create a site (its siteKey is generated)")
 async def create_site(request: Request, body: SiteIn, who: Who, cat: Cat) -> dict[str, Any]:
     require_operator_for_money(who, body.model_fields_set)
+    await _check_webhook_urls(request, body.webhook_urls)
     values = body.model_dump()
     values["trunk"] = body.trunk.model_dump(by_alias=True) if body.trunk else None
     if values.get("account_id") is not None and not who.is_operator:
@@ -112,6 +127,9 @@ async def patch_site(request: Request, site_id: PathId, body: SitePatch, who: Wh
     values = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k == "trunk"}
     if "trunk" in values:
         values["trunk"] = body.trunk.model_dump(by_alias=True) if body.trunk else None
+    if "webhook_urls" in values:
+        await cat.get_site(who, site_id)  # another account's site is "not found" before anything else
+        await _check_webhook_urls(request, values["webhook_urls"])
     if "api_point_costs" in values:
         values["api_point_costs"] = values["api_point_costs"] or {}
     return await _site_out(request, await cat.update_site(who, site_id, values))

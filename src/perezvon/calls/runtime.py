@@ -27,7 +27,7 @@ from .attempts import AttemptRunner
 from .dialer.base import Dialer
 from .events import EventBus
 from .speech import Speaker, rendered_speaker, silent_speaker
-from .webhooks import WebhookSender
+from .webhooks import Outbound, WebhookSender
 from .worker import Worker, new_worker_id
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,9 @@ class Runtime:
         if self.dialer is None:
             self.dialer, self.speaker = make_dialer(self.settings)
         await self.dialer.start()
-        self.webhooks = self.webhooks or WebhookSender(self.db, poll_s=POLL_S)
+        self.webhooks = self.webhooks or WebhookSender(
+            self.db, Outbound(allow_private=self.settings.webhook_allow_private), poll_s=POLL_S
+        )
         self.life = self.life or RequestLife(self.db, self.snapshots, Wakeups())
         engine = AttemptRunner(
             self.life,

@@ -26,6 +26,7 @@ import httpx
 from .. import __version__
 from ..clock import SYSTEM_CLOCK, Clock
 from ..ops.metrics import webhook_delivery
+from ..outbound import Unresolvable, UnsafeURL, check_url
 from ..store import outbox
 from ..store.db import Database
 
@@ -66,9 +67,10 @@ class DeliveryError(Exception):
 class Outbound:
     """POSTs with a mandatory timeout, no redirects, http(s) only, errors turned into short readable text."""
 
-    def __init__(self, timeout: float = 10.0) -> None:
+    def __init__(self, timeout: float = 10.0, *, allow_private: bool = False) -> None:
         if not timeout or timeout <= 0:
             raise ValueError("an outbound HTTP call needs a timeout")
+        self.allow_private = allow_private
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,  # a redirect could leave http(s) or reach somewhere unintended
@@ -76,14 +78,15 @@ class Outbound:
         )
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DeliveryError(
-                f"refused: only http(s) URLs are called, got {parts.scheme or 'no'} scheme", permanent=True
-            )
+        try:  # resolved and checked now, then connected to the address checked (see perezvon/outbound.py)
+            target = await check_url(url, allow_private=self.allow_private)
+        except UnsafeURL as exc:  # a name that does not resolve may later; a private address stays refused
+            raise DeliveryError(f"refused: {exc}", permanent=not isinstance(exc, Unresolvable)) from None
+        pinned = {"Host": target.host_header} if target.host_header else {}
         try:
             response = await self._client.post(
-                url, content=body, headers={"Content-Type": "application/json", **headers}
+                target.url, content=body, headers={"Content-Type": "application/json", **headers, **pinned},
+                extensions={"sni_hostname": target.hostname},
             )
         except httpx.TimeoutException:
             raise DeliveryError("timed out") from None
