@@ -79,3 +79,22 @@ def test_demo_serves_the_demo_page_and_a_working_widget(tmp_path: Path) -> None:
         assert "demo@perezvon.local" in server.log()
     finally:
         stop_server(server)
+
+
+def test_an_unreachable_database_or_redis_is_said_in_one_line(tmp_path: Path) -> None:
+    from support import free_port
+
+    closed = free_port()  # nothing listens there
+    cases = [
+        ("migrate", {"PEREZVON_DATABASE_URL": f"postgresql://nobody:secret@127.0.0.1:{closed}/x"}, "database"),
+        ("migrate", {"PEREZVON_DATABASE_URL": "sqlite:////proc/no-such-folder/p.db"}, "database"),
+        ("serve", {"PEREZVON_DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}",
+                   "PEREZVON_REDIS_URL": f"redis://127.0.0.1:{closed}/0"}, "Redis"),
+    ]
+    for command, env, what in cases:
+        done = run_cli(command, "--port", str(free_port()), cwd=tmp_path, env=env) if command == "serve" else \
+            run_cli(command, cwd=tmp_path, env=env)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1, done.stderr
+        assert lines[0].startswith("Error: cannot ") and what in lines[0], lines[0]
+        assert "secret" not in lines[0]  # the password is never printed

@@ -24,10 +24,75 @@ def _settings():  # type: ignore[no-untyped-def]
         raise click.ClickException(str(exc)) from exc
 
 
-def _migrate() -> None:
+def _migrate(*, redis: bool = False) -> None:
+    """Check that the database (and, for processes that use it, Redis) answers, then migrate.
+
+    Whatever is wrong is said in one line (``Error: …``, exit status 1), not a driver's traceback.
+    """
+    settings = _settings()
+    problem = asyncio.run(_unreachable(settings, redis=redis))
+    if problem:
+        raise click.ClickException(problem)
     from .store.migrate import upgrade
 
-    upgrade(_settings().database_url)
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:  # a database that answers but cannot be migrated (permissions, a foreign schema)
+        raise click.ClickException(
+            f"cannot migrate the database {_shown(settings.database_url)}: {_line(exc)}"
+        ) from exc
+
+
+STARTUP_TIMEOUT_S = 10.0
+
+
+def _line(exc: BaseException) -> str:
+    """An exception as one line: its first line, with its type when it says nothing by itself."""
+    text = (str(getattr(exc, "orig", None) or exc) or type(exc).__name__).strip().splitlines()[0]
+    return text if len(text) > 12 else f"{type(exc).__name__}: {text}"
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+async def _unreachable(settings, *, redis: bool) -> str | None:  # type: ignore[no-untyped-def]
+    """Why the database or Redis cannot be used, in one line; None when both answer."""
+    from sqlalchemy import text
+
+    from .store.db import Database
+
+    try:
+        db = Database(settings.database_url)  # a SQLite file's folder is made here: it may be refused
+    except Exception as exc:
+        return f"cannot open the database {_shown(settings.database_url)} (PEREZVON_DATABASE_URL): {_line(exc)}"
+    try:
+        async with asyncio.timeout(STARTUP_TIMEOUT_S):
+            async with db.read() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        reason = "no answer within 10 s" if isinstance(exc, TimeoutError) else _line(exc)
+        return f"cannot reach the database {_shown(settings.database_url)} (PEREZVON_DATABASE_URL): {reason}"
+    finally:
+        await db.dispose()
+    if redis and settings.redis_url:
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            async with asyncio.timeout(STARTUP_TIMEOUT_S):
+                await client.ping()
+        except Exception as exc:
+            reason = "no answer within 10 s" if isinstance(exc, TimeoutError) else _line(exc)
+            return f"cannot reach Redis {_shown(settings.redis_url)} (PEREZVON_REDIS_URL): {reason}"
+        finally:
+            await client.aclose()
+    return None
 
 
 def _log_config() -> dict:  # type: ignore[type-arg]
@@ -83,14 +148,14 @@ def main() -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="API processes (use PostgreSQL + Redis).")
 def serve(host: str, port: int, workers: int) -> None:
     """API + admin cabinet + callback worker in one process (set PEREZVON_RUN_WORKER=false for API only)."""
-    _migrate()
+    _migrate(redis=True)
     _run_server(host, port, workers)
 
 
 @main.command()
 def worker() -> None:
     """Run the callback worker alone (several may run against one PostgreSQL)."""
-    _migrate()
+    _migrate(redis=True)
     logging.config.dictConfig(_log_config())
     asyncio.run(_run_worker(_settings()))
 
@@ -129,7 +194,7 @@ def demo(host: str, port: int) -> None:
     """Serve with a demo site, widget my_form_1 and a /demo page that runs the reference's examples."""
     os.environ["PEREZVON_DEMO"] = "1"
     get_settings.cache_clear()
-    _migrate()
+    _migrate(redis=True)
     from .demo.seed import seed_demo
 
     info = asyncio.run(seed_demo(_settings(), f"http://{host}:{port}"))
