@@ -19,6 +19,8 @@ from ..store.tables import sites
 from .accounts import Principal
 from .catalog import Conflict, Forbidden, NotFound
 
+MAX_BALANCE = 2**31 - 1
+
 
 class Ledger:
     def __init__(self, db: Database, snapshots: SnapshotCache) -> None:
@@ -50,8 +52,11 @@ class Ledger:
             raise Forbidden("Only an operator token may top up a site's minutes")
         async with self.db.write() as conn:
             site = await self._site(conn, who, site_id)
-            if site["minutes_balance"] + minutes < 0:
+            balance = site["minutes_balance"] + minutes
+            if balance < 0:
                 raise Conflict(f"the balance is {site['minutes_balance']} minutes: it cannot go below zero")
+            if balance > MAX_BALANCE:  # the column is a 32-bit integer
+                raise Conflict(f"the balance is {site['minutes_balance']} minutes: it cannot exceed {MAX_BALANCE}")
             kind = store.TOPUP if minutes > 0 else store.ADJUSTMENT
             entry = await store.record(conn, site_id, minutes, kind, utcnow(), note=note)
         self.snapshots.invalidate(site_id)
