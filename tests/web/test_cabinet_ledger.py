@@ -1,0 +1,39 @@
+"""The cabinet's minutes ledger: a balance chart and every entry; the owner's only; notes escaped."""
+
+from __future__ import annotations
+
+from perezvon.services.accounts import OPERATOR
+
+
+async def test_it_shows_the_balance_chart_and_every_entry(cabinet) -> None:  # type: ignore[no-untyped-def]
+    await cabinet.account("alice")
+    site = await cabinet.site("alice")
+    await cabinet.state.ledger.top_up(OPERATOR, site["id"], 250, "<b>invoice</b> 17")
+    alice = await cabinet.login("alice")
+    page = await alice.get(f"/cabinet/sites/{site['id']}/ledger")
+    assert page.status_code == 200
+    assert '<svg class="chart' in page.text and "1250" in page.text  # 1000 to start, +250
+    assert "+250" in page.text and "+1000" in page.text and "starting balance" in page.text
+    assert "&lt;b&gt;invoice&lt;/b&gt; 17" in page.text and "<b>invoice</b>" not in page.text
+    site_page = await alice.get(f"/cabinet/sites/{site['id']}")
+    assert f"/cabinet/sites/{site['id']}/ledger" in site_page.text
+
+
+async def test_another_accounts_ledger_is_not_found(cabinet) -> None:  # type: ignore[no-untyped-def]
+    await cabinet.account("alice")
+    site = await cabinet.site("alice")
+    bob = await cabinet.login("bob")
+    assert (await bob.get(f"/cabinet/sites/{site['id']}/ledger")).status_code == 404
+
+
+def test_end_of_day_balances_walk_back_from_today() -> None:
+    from datetime import UTC, date, datetime
+
+    from perezvon.web.pages_ledger import end_of_day_balances
+
+    days = [date(2026, 11, 29), date(2026, 11, 30), date(2026, 12, 1)]
+    entries = [
+        {"at": datetime(2026, 11, 30, 10, tzinfo=UTC), "minutes": 100},
+        {"at": datetime(2026, 12, 1, 9, tzinfo=UTC), "minutes": -3},
+    ]
+    assert end_of_day_balances(497, entries, days, "UTC") == [400, 500, 497]
