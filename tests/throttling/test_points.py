@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 
 import pytest
 
 from perezvon.store.db import Database
 from perezvon.throttling.points import MemoryPoints, PointsBook, RedisPoints, SqlPoints
+from support import redis_unreachable
 
 DAY = "2026-12-01"
-
-
-def _redis_reason() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return None
-    except OSError as exc:
-        return f"Redis is not reachable at 127.0.0.1:6379 ({exc})"
 
 
 async def _site(db: Database) -> int:
@@ -35,7 +27,7 @@ async def _site(db: Database) -> int:
 async def book(request: pytest.FixtureRequest, database_url: str):  # type: ignore[no-untyped-def]
     db = Database(database_url)
     if request.param == "redis":
-        reason = _redis_reason()
+        reason = redis_unreachable()
         if reason:
             pytest.skip(reason)
         made: PointsBook = RedisPoints("redis://127.0.0.1:6379/0", f"t{uuid.uuid4().hex}")
