@@ -59,8 +59,9 @@ async def test_minutes_cannot_be_taken_below_zero(app_client, admin) -> None:  #
         f"/api/admin/v1/sites/{site['id']}/minutes", json={"minutes": -6}, headers=admin.headers
     )
     assert response.status_code == 409
-    too_many = await app_client.post(f"/api/admin/v1/sites/{site['id']}/minutes", json={"minutes": 2**31 - 2},
-                                     headers=admin.headers)
+    too_many = await app_client.post(
+        f"/api/admin/v1/sites/{site['id']}/minutes", json={"minutes": 2**31 - 2}, headers=admin.headers
+    )
     assert too_many.status_code == 409  # found by schemathesis: a 32-bit balance overflowed on PostgreSQL
     taken = await admin.post(f"/sites/{site['id']}/minutes", {"minutes": -5, "note": "refund"})
     assert taken["kind"] == "adjustment"
@@ -72,3 +73,18 @@ async def test_another_accounts_ledger_is_not_found(app_client, admin) -> None: 
     site = await admin.post("/sites", {"name": "Operator's"})
     response = await app_client.get(f"/api/admin/v1/sites/{site['id']}/ledger", headers=alice.headers)
     assert response.status_code == 404
+
+
+async def test_a_sites_destinations_default_from_its_zone_and_can_be_set(app_client, admin) -> None:  # type: ignore[no-untyped-def]
+    moscow = await admin.post("/sites", {"name": "Moscow", "timezone": "Europe/Moscow"})
+    assert (moscow["allowedCountries"], moscow["maxRequestsPerNumberPerDay"]) == (["RU"], 5)
+    assert (await admin.post("/sites", {"name": "NY", "timezone": "America/New_York"}))["allowedCountries"] == ["US"]
+    both = await admin.patch(
+        f"/sites/{moscow['id']}", {"allowedCountries": ["RU", "KZ"], "maxRequestsPerNumberPerDay": 0}
+    )
+    assert (both["allowedCountries"], both["maxRequestsPerNumberPerDay"]) == (["RU", "KZ"], 0)
+    for bad in (["ru"], ["XX"], [], ["RUS"]):
+        response = await app_client.patch(
+            f"/api/admin/v1/sites/{moscow['id']}", json={"allowedCountries": bad}, headers=admin.headers
+        )
+        assert response.status_code == 400, bad

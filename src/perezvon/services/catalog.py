@@ -14,6 +14,7 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..clock import utcnow
+from ..domain.destinations import default_countries
 from ..domain.quiet_hours import DEFAULT_QUIET_HOURS
 from ..domain.schedule import ALL_HOURS, offset_of_zone
 from ..store import ledger
@@ -76,6 +77,8 @@ class Catalog:
         values.pop("account_id", None)
         if not who.is_operator:
             values.update(minutes_balance=DEFAULT_MINUTES, api_points_per_day=DEFAULT_POINTS_PER_DAY)
+        if not values.get("allowed_countries"):  # the country of the site's zone (Europe/Moscow → RU)
+            values["allowed_countries"] = default_countries(values.get("timezone") or "UTC")
         values.setdefault("minutes_balance", DEFAULT_MINUTES)
         values.setdefault("api_points_per_day", DEFAULT_POINTS_PER_DAY)
         values.setdefault("api_point_costs", None)

@@ -33,6 +33,8 @@ def site_resource(row: Any, points_spent_today: int | None = None) -> dict[str, 
         "nonWorkingPolicy": row["non_working_policy"],
         "recordCalls": bool(row["record_calls"]),
         "webhookUrls": list(row["webhook_urls"] or []),
+        "allowedCountries": list(row["allowed_countries"] or []),
+        "maxRequestsPerNumberPerDay": row["max_requests_per_number_per_day"],
         "trunk": _public_trunk(row["trunk"]),
         "createdAt": iso(row["created_at"]),
     }

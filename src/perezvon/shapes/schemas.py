@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from ..domain.destinations import ANY_COUNTRY, country_code_error
 from ..domain.phone import normalize_admin_phone
 from ..domain.schedule import parse_utc_offset
 
@@ -40,6 +41,15 @@ def _zone(value: str) -> str:
     return value
 
 
+def _country_list(values: list[str]) -> list[str]:
+    problems = [p for p in (country_code_error(v) for v in values) if p]
+    if problems:
+        raise ValueError(problems[0])
+    if not values:
+        raise ValueError('allowedCountries needs at least one country, or ["*"] for any')
+    return [ANY_COUNTRY] if ANY_COUNTRY in values else list(dict.fromkeys(values))
+
+
 class Trunk(CamelModel):
     host: Annotated[str, Field(min_length=1, max_length=255)]
     port: Annotated[int, Field(ge=1, le=65535)] = 5060
@@ -67,9 +77,12 @@ class SiteIn(CamelModel):
     webhook_urls: list[Annotated[str, Field(pattern="^https?://")]] = []
     trunk: Trunk | None = None
     account_id: Annotated[int, Field(ge=1, le=2**63 - 1, strict=True)] | None = None
+    allowed_countries: Annotated[list[str], Field(max_length=300)] | None = None  # None: the timezone's country
+    max_requests_per_number_per_day: Count = 5
 
     _origins = field_validator("allowed_origins")(lambda cls, v: [_origin(o) for o in v])
     _tz = field_validator("timezone")(lambda cls, v: _zone(v))
+    _countries = field_validator("allowed_countries")(lambda cls, v: None if v is None else _country_list(v))
 
 
 class SitePatch(CamelModel):
@@ -84,9 +97,12 @@ class SitePatch(CamelModel):
     record_calls: bool | None = None
     webhook_urls: list[Annotated[str, Field(pattern="^https?://")]] | None = None
     trunk: Trunk | None = None
+    allowed_countries: Annotated[list[str], Field(max_length=300)] | None = None
+    max_requests_per_number_per_day: Count | None = None
 
     _origins = field_validator("allowed_origins")(lambda cls, v: None if v is None else [_origin(o) for o in v])
     _tz = field_validator("timezone")(lambda cls, v: None if v is None else _zone(v))
+    _countries = field_validator("allowed_countries")(lambda cls, v: None if v is None else _country_list(v))
 
 
 class HourCell(CamelModel):

@@ -109,6 +109,10 @@ sites = Table(
     Column("record_calls", Boolean(), nullable=False, server_default="0"),
     Column("webhook_urls", JSON(), nullable=False),
     Column("webhook_secret", String(64), nullable=False),
+    # Destinations (DESIGN §7): ISO 3166 alpha-2 codes its widgets may call (["*"]: any), and how many
+    # requests one visitor's number may make per day across all its widgets (0: no cap).
+    Column("allowed_countries", JSON(), nullable=False, server_default='["*"]'),
+    Column("max_requests_per_number_per_day", Integer(), nullable=False, server_default="5"),
     _created(),
     Index("ix_sites_account_id", "account_id"),
 )
