@@ -37,3 +37,26 @@ def test_end_of_day_balances_walk_back_from_today() -> None:
         {"at": datetime(2026, 12, 1, 9, tzinfo=UTC), "minutes": -3},
     ]
     assert end_of_day_balances(497, entries, days, "UTC") == [400, 500, 497]
+
+
+async def test_the_site_form_picks_countries_and_the_daily_cap(cabinet) -> None:  # type: ignore[no-untyped-def]
+    await cabinet.account("alice")
+    site = await cabinet.site("alice")
+    alice = await cabinet.login("alice")
+    form = await alice.get(f"/cabinet/sites/{site['id']}/edit")
+    assert '<option value="KZ"' in form.text and '<option value="RU" selected' in form.text
+    csrf = await cabinet.csrf(alice, f"/cabinet/sites/{site['id']}/edit")
+    response = await alice.post(
+        f"/cabinet/sites/{site['id']}/edit",
+        data={
+            "csrf": csrf,
+            "name": "Shop",
+            "timezone": "Europe/Moscow",
+            "callbackActive": "1",
+            "allowedCountries": ["RU", "KZ"],
+            "maxRequestsPerNumberPerDay": "3",
+        },
+    )
+    assert response.status_code == 303, response.text
+    row = await cabinet.state.catalog.get_site(OPERATOR, site["id"])
+    assert (row["allowed_countries"], row["max_requests_per_number_per_day"]) == (["RU", "KZ"], 3)

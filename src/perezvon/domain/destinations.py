@@ -105,3 +105,11 @@ def country_of_zone(zone: str) -> str | None:
 def default_countries(zone: str) -> list[str]:
     """A new site's allowedCountries: its time zone's country (Europe/Moscow → RU), else ["RU"] (UTC)."""
     return [country_of_zone(zone) or FALLBACK_COUNTRY]
+
+
+@functools.cache
+def country_names() -> dict[str, str]:
+    """ISO 3166 alpha-2 code → English name (the tz database's iso3166.tab), for pickers."""
+    text = (resources.files("tzdata") / "zoneinfo" / "iso3166.tab").read_text(encoding="utf-8")
+    pairs = (line.split("\t", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {code: name.strip() for code, name in pairs if code in phonenumbers.SUPPORTED_REGIONS}

@@ -187,13 +187,18 @@ def errors_of(exc: ValidationError) -> Errors:
 
 
 def site_payload(form: Any) -> dict[str, Any]:
-    return {
+    payload = {
         "name": _text(form, "name"),
         "allowedOrigins": lines(form.get("allowedOrigins")),
         "timezone": _text(form, "timezone"),
         "callbackActive": checked(form, "callbackActive"),
+        "maxRequestsPerNumberPerDay": _text(form, "maxRequestsPerNumberPerDay") or "5",
         # minutesBalance and apiPointsPerDay are not the account's to set (DESIGN §7): an operator tops up.
     }
+    countries = [str(v) for v in form.getlist("allowedCountries")] if hasattr(form, "getlist") else []
+    if countries:  # none chosen: a new site gets its time zone's country, an edited one keeps its own
+        payload["allowedCountries"] = countries
+    return payload
 
 
 @dataclass

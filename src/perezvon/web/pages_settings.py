@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..domain.destinations import country_names
 from ..domain.schedule import offset_of_zone
 from ..services.accounts import Principal
 from ..services.catalog import Catalog, Conflict
@@ -65,7 +66,8 @@ def _site_form(request: Request, site: dict[str, Any], errors: dict, status: int
     return render(
         request,
         "site_form.html",
-        {"nav": "sites", "site": site, "errors": errors, "timezones": TIMEZONES, **extra},
+        {"nav": "sites", "site": site, "errors": errors, "timezones": TIMEZONES,
+         "countries": sorted(country_names().items(), key=lambda item: item[1]), **extra},
         status=status,
     )
 
