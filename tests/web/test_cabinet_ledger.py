@@ -60,3 +60,21 @@ async def test_the_site_form_picks_countries_and_the_daily_cap(cabinet) -> None:
     assert response.status_code == 303, response.text
     row = await cabinet.state.catalog.get_site(OPERATOR, site["id"])
     assert (row["allowed_countries"], row["max_requests_per_number_per_day"]) == (["RU", "KZ"], 3)
+
+
+async def test_odd_ids_and_pages_are_not_found_or_ignored_never_a_crash(cabinet) -> None:  # type: ignore[no-untyped-def]
+    alice = await cabinet.login("alice")
+    for path in (
+        "/cabinet/sites/99999999999999999999",
+        "/cabinet/requests/99999999999999999999",
+        "/cabinet/sites/99999999999999999999/ledger",
+        "/cabinet/widgets/99999999999999999999",
+    ):
+        assert (await alice.get(path)).status_code == 404, path
+    for path in (
+        "/cabinet/journal?page=%C2%B2",
+        "/cabinet/journal?page=4611686018427387904",
+        "/cabinet/journal?site=%D9%A3",
+        "/cabinet/journal?site=99999999999999999999",
+    ):
+        assert (await alice.get(path)).status_code == 200, path

@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ..domain.digits import MAX_ID
 from ..services.catalog import NotFound
 from ..services.sessions import CabinetUser, load_session
 from . import i18n
@@ -124,6 +125,8 @@ def page(handler: Handler | None = None, *, public: bool = False) -> Any:
         @functools.wraps(inner)
         async def endpoint(request: Request) -> Response:
             request.state.lang = pick_language(request)
+            if any(isinstance(v, int) and v > MAX_ID for v in request.path_params.values()):
+                return error_page(request, 404, "error_not_found")  # past 64 bits: no such row, ask no database
             user = await load_session(request.app.state.db, request.cookies.get(SESSION_COOKIE))
             request.state.user = user
             if user is None and not public:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ..domain.digits import is_ascii_digits
 from ..domain.phone import normalize_admin_phone
 from ..domain.schedule import format_utc_offset
 from ..shapes.resources import ANALYTICS_DEFAULTS, UI_DEFAULTS
@@ -64,7 +65,7 @@ def schedule_cells(values: list[Any]) -> list[dict[str, int]]:
         if not isinstance(value, str) or "-" not in value:
             continue  # only a tampered form sends these; the grid itself cannot
         day, _, hour = value.partition("-")
-        if day.isdigit() and hour.isdigit():
+        if is_ascii_digits(day) and is_ascii_digits(hour) and len(day + hour) < 6:  # "²-3" is no cell
             cells.append({"dayOfWeek": int(day), "hour": int(hour)})
     return cells
 

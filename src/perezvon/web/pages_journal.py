@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..domain.digits import parse_id
 from ..services.accounts import Principal
 from ..services.catalog import Catalog, NotFound
 from ..services.journal import STATUSES, Journal, JournalFilter
@@ -31,7 +32,7 @@ FILTER_KEYS = ("site", "status", "widget", "unit", "tag", "phone", "q", "from", 
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return parse_id(value)  # ASCII digits, 1..2**63-1: "²" or a 30-digit page is not a number
 
 
 def _cursor(value: str | None) -> int | None:
@@ -119,7 +120,7 @@ def _row_view(scope: Scope, row: dict[str, Any], attempts: list[dict[str, Any]])
 async def _journal_context(request: Request) -> dict[str, Any]:
     scope = await load_scope(request)
     before, after = (_cursor(request.query_params.get(name)) for name in ("before", "after"))
-    page_no = max(1, _int(request.query_params.get("page")) or 1)
+    page_no = min(max(1, _int(request.query_params.get("page")) or 1), 10**9)  # an offset SQL can hold
     offset = (page_no - 1) * PAGE_SIZE if before is None and after is None else 0
     journal: Journal = request.app.state.journal
     found = await journal.page(

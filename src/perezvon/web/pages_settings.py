@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..domain.destinations import country_names
+from ..domain.digits import parse_id
 from ..domain.schedule import offset_of_zone
 from ..services.accounts import Principal
 from ..services.catalog import Catalog, Conflict
@@ -328,7 +329,7 @@ async def blacklist_delete(request: Request) -> Response:
     entry_id = request.path_params["entry_id"]
     form = await request.form()
     site = str(form.get("site", ""))
-    site_id = int(site) if site.isdigit() else 0  # only where to go back to; the delete checks tenancy itself
+    site_id = parse_id(site) or 0  # only where to go back to; the delete checks tenancy itself
     await cat.delete_blacklist(who, entry_id)
     return redirect(f"/sites/{site_id}/blacklist", done="deleted") if site_id else redirect("/sites")
 
