@@ -163,8 +163,10 @@ async def test_a_site_at_zero_follows_its_policy(engine_factory, policy: str) ->
                 late = (await conn.execute(callback_requests.insert().values(**values))).inserted_primary_key[0]
             eng.runtime.worker.wake()
             if policy == "finish":
-                assert (await eng.wait_final(events, {late})) == {late: "completed"}
-                assert (await eng.admin.get(f"/sites/{site['id']}"))["minutesBalance"] == 0  # floors at 0
+                # A call never starts when the balance cannot pay its first minute (DESIGN §7): the request
+                # ends cancelled, with no attempt, and nothing is billed for free.
+                assert (await eng.wait_final(events, {late})) == {late: "cancelled"}
+                assert (await eng.request(late))["attempts"] == []
             else:
                 assert await eng.runtime.worker.dispatch_once() == 0
                 assert (await eng.request(late))["status"] == "pending"
@@ -176,8 +178,8 @@ async def test_a_site_at_zero_follows_its_policy(engine_factory, policy: str) ->
             attempts = (await conn.execute(select(call_attempts.c.request_id))).scalars().all()
         assert balance == (0 if policy == "finish" else 4)
         book = await eng.admin.get(f"/sites/{site['id']}/ledger")
-        assert sum(e["minutes"] for e in book["items"]) == balance  # a charge floored at 0 takes only what was left
-        assert sorted(attempts) == sorted([first, late])
+        assert sum(e["minutes"] for e in book["items"]) == balance
+        assert sorted(attempts) == sorted([first] if policy == "finish" else [first, late])
 
 
 async def test_operator_confirmation_and_announcement_are_played_to_the_operator(engine_factory) -> None:

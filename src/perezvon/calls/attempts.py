@@ -52,6 +52,19 @@ class AttemptRecord(AttemptFacts):
     closed: bool = False
 
 
+WITHDRAWN = "withdrawn"  # run_attempt's answer for a claim undone before dialling (not an attempt outcome)
+
+
+async def _first_hangup(a: CallLeg, b: CallLeg, bridging: asyncio.Future[None]) -> None:
+    """Return when either leg has ended, or the bridge itself returned (whichever comes first)."""
+    waits = [asyncio.ensure_future(a.wait_ended()), asyncio.ensure_future(b.wait_ended())]
+    try:
+        await asyncio.wait([*waits, bridging], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 @dataclass(frozen=True)
 class CallContext:
     """The request's site, widget and unit, from the in-memory snapshot (fresh within seconds)."""
@@ -153,7 +166,16 @@ class AttemptRunner:
         """Make the claimed attempt and record it; returns the outcome. Cancelling it records ``interrupted``.
 
         Every log line written meanwhile (in this task) names the request and the attempt; one INFO line
-        says the attempt started and one how it ended; the metrics count it (ops/metrics.py)."""
+        says the attempt started and one how it ended; the metrics count it (ops/metrics.py). A request that
+        may no longer be called (blacklisted, a number not allowed now, no minutes for a first one) is
+        withdrawn before anything rings: it returns ``withdrawn``, with no attempt and nothing counted."""
+        try:
+            if await self.life.admit(claim.request, claim.attempt_id) is not None:
+                return WITHDRAWN
+            admitted = True
+        except Exception:  # could not check (the database is away): nothing is dialled, the attempt is an error
+            log.exception("request %s: could not check it may be called", claim.request_id)
+            admitted = False
         with attempt_context(claim.request_id, claim.attempt_id):
             due = claim.request.get("next_attempt_at")
             metrics.attempt_started((claim.started_at - due).total_seconds() if due is not None else 0.0)
@@ -161,14 +183,14 @@ class AttemptRunner:
             log.info("request %s attempt %s (%s): calling", claim.request_id, claim.attempt_number, phone)
             outcome, billed = cb.ERROR, 0
             try:
-                outcome, billed = await self._run_attempt(claim)
+                outcome, billed = await self._run_attempt(claim, admitted)
             finally:
                 metrics.attempt_finished(outcome, billed)
                 log.info("request %s attempt %s (%s): %s, %d s billed", claim.request_id, claim.attempt_number,
                          phone, outcome, billed)
             return outcome
 
-    async def _run_attempt(self, claim: Claim) -> tuple[str, int]:
+    async def _run_attempt(self, claim: Claim, admitted: bool = True) -> tuple[str, int]:
         self._publish(claim, cb.DIALING)
         call = _Call(claim, AttemptRecord())
         try:
@@ -178,7 +200,7 @@ class AttemptRunner:
                 what=f"request {claim.request_id}: loading its site",
             )
             call.trunk = trunk_of_site(call.context.site)
-            outcome = await self._walk(call)
+            outcome = await self._walk(call) if admitted else cb.ERROR
         except asyncio.CancelledError:
             # Our side stopped the call (forced shutdown, lost lease): record it, do not propagate —
             # the caller cancelled us precisely so that the attempt gets closed properly.
@@ -294,8 +316,14 @@ class AttemptRunner:
         assert call.op_leg is not None and call.client_leg is not None
         record_to = self._recording_path(call)
         began = self.clock.monotonic()
-        await self.dialer.bridge(call.op_leg, call.client_leg, record_to)
-        call.record.bridged_s = self.clock.monotonic() - began
+        bridging = asyncio.ensure_future(self.dialer.bridge(call.op_leg, call.client_leg, record_to))
+        try:
+            # Billed from the bridge to the first hang-up: not the BYE to the other side, not the WAV write.
+            await _first_hangup(call.op_leg, call.client_leg, bridging)
+            call.record.bridged_s = self.clock.monotonic() - began
+            await bridging
+        finally:
+            bridging.cancel()
         if record_to is not None and record_to.exists():
             call.record.recording_path = str(record_to)
         return cb.BridgeEnded()

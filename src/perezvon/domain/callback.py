@@ -60,6 +60,12 @@ _MOVES = {
 RESCHEDULABLE = frozenset({PENDING, *FINAL_STATUSES})
 
 
+# A claim undone before any leg rang (DESIGN §7): the number was blacklisted or is no longer allowed
+# (cancelled), or the site cannot pay a first minute (cancelled, or pending again on a "defer" site).
+# Kept apart from _MOVES: an admin still cannot cancel a request being dialled.
+WITHDRAWALS = {DIALING: frozenset({CANCELLED, PENDING})}
+
+
 class TransitionError(ValueError):
     """A status change the request's life cycle does not allow."""
 
@@ -68,6 +74,13 @@ def request_transition(current: str, new: str) -> str:
     """``new`` if a request in ``current`` may move there, else TransitionError (final states are final)."""
     if new not in _MOVES.get(current, frozenset()):
         raise TransitionError(f"a request cannot go from {current!r} to {new!r}")
+    return new
+
+
+def withdraw_transition(current: str, new: str) -> str:
+    """``new`` if a claim in ``current`` may be withdrawn to it before dialling, else TransitionError."""
+    if new not in WITHDRAWALS.get(current, frozenset()):
+        raise TransitionError(f"a claimed request cannot be withdrawn from {current!r} to {new!r}")
     return new
 
 

@@ -113,3 +113,28 @@ def country_names() -> dict[str, str]:
     text = (resources.files("tzdata") / "zoneinfo" / "iso3166.tab").read_text(encoding="utf-8")
     pairs = (line.split("\t", 1) for line in text.splitlines() if line and not line.startswith("#"))
     return {code: name.strip() for code, name in pairs if code in phonenumbers.SUPPORTED_REGIONS}
+
+
+# What to do with a due request that must not be dialled now (``dial_problem``).
+WITHDRAW = "cancelled"  # ends with no new attempt
+WAIT = "pending"  # stays pending: picked up again after a top-up
+
+
+def dial_problem(
+    phone: str, allowed_countries: list[str], blacklisted: bool, balance: int, policy: str
+) -> tuple[str, str] | None:
+    """Right before dialling (DESIGN §7): (what becomes of the request, why), or None to dial.
+
+    A number blacklisted or no longer allowed since the request was accepted is not called; nor is any
+    number while the site's balance cannot pay a first minute (``defer`` sites wait for a top-up).
+    """
+    if blacklisted:
+        return WITHDRAW, "the number was blacklisted after the request was accepted"
+    problem = destination_problem(phone, allowed_countries)
+    if problem is not None:
+        return WITHDRAW, problem
+    if balance < 1:
+        if policy == "defer":
+            return WAIT, "the site has no minutes left; the request waits for a top-up"
+        return WITHDRAW, "the site has no minutes left to pay a first minute"
+    return None

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from ..clock import SYSTEM_CLOCK, Clock
 from ..domain import callback as cb
 from ..domain.billing import billed_minutes, billed_seconds, spend
+from ..domain.destinations import dial_problem
 from ..domain.quiet_hours import quiet_hold
 from ..domain.redial import Decision, RedialPolicy, after_attempt, bound_by_schedule
 from ..shapes.resources import iso, request_resource
@@ -411,6 +412,38 @@ class RequestLife:
             )
 
     # -- admin actions -------------------------------------------------------------------------------------
+
+    async def admit(self, request: dict[str, Any], attempt_id: int) -> str | None:
+        """Right before a claimed attempt dials (DESIGN §7): None to go ahead; else why not, the claim then
+        undone in the same transaction — no attempt is left, and the request is ``cancelled`` (the number
+        was blacklisted or is no longer allowed, or a ``finish`` site has no minutes for a first one) or
+        ``pending`` again (a ``defer`` site waits for a top-up). Read from the database, not the snapshot:
+        a balance spent or a number blacklisted a second ago counts."""
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            site = await rows.site_row(conn, request["site_id"])
+            if site is None:
+                return None  # the site is being deleted with its requests: nothing to decide
+            blocked = dial_problem(
+                request["phone"],
+                list(site["allowed_countries"] or []),
+                await rows.is_blacklisted(conn, site["id"], request["phone"]),
+                int(site["minutes_balance"]),
+                site["non_working_policy"],
+            )
+            if blocked is None:
+                return None
+            status, reason = blocked
+            if not await rows.withdraw_claim(
+                conn, request["id"], attempt_id, cb.withdraw_transition(cb.DIALING, status), now
+            ):
+                return reason  # no longer ours (recovered meanwhile): whoever holds it decides
+            queued = await self._announce_finished(conn, site, request["id"], now) if status == cb.CANCELLED else 0
+        log.info("request %s not dialled: %s", request["id"], reason)
+        if queued:
+            self.notifier.wake_webhooks()
+        self.notifier.publish(status_event(request, status))
+        return reason
 
     async def cancel(self, request_id: int) -> dict[str, Any]:
         """Cancel a pending request (one being dialled cannot be); returns its resource."""

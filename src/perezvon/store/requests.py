@@ -11,11 +11,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import call_attempts, callback_requests, sites
+from .tables import blacklist, call_attempts, callback_requests, sites
 
 _r = callback_requests.c
 _a = call_attempts.c
@@ -160,3 +160,32 @@ async def sites_for_update(conn: AsyncConnection, site_ids: Iterable[int], is_sq
 
 async def set_minutes_balance(conn: AsyncConnection, site_id: int, balance: int) -> None:
     await conn.execute(update(sites).where(sites.c.id == site_id).values(minutes_balance=balance))
+
+
+async def is_blacklisted(conn: AsyncConnection, site_id: int, phone: str) -> bool:
+    query = select(blacklist.c.id).where(blacklist.c.site_id == site_id, blacklist.c.phone == phone).limit(1)
+    return (await conn.execute(query)).scalar() is not None
+
+
+async def withdraw_claim(conn: AsyncConnection, request_id: int, attempt_id: int, status: str, now: datetime) -> bool:
+    """Undo a claim before anything was dialled: its attempt row goes, the request becomes ``status``
+    (``cancelled``: finished; ``pending``: due again) and its attempt count drops back. False if the
+    claim is no longer ours to undo."""
+    final = status != "pending"
+    moved = await conn.execute(
+        update(callback_requests)
+        .where(_r.id == request_id, _r.status == "dialing")
+        .values(
+            status=status,
+            attempts_made=_r.attempts_made - 1,
+            claimed_by=None,
+            claimed_until=None,
+            next_attempt_at=None if final else _r.next_attempt_at,
+            finished_at=now if final else None,
+            updated_at=now,
+        )
+    )
+    if moved.rowcount != 1:
+        return False
+    await conn.execute(delete(call_attempts).where(call_attempts.c.id == attempt_id))
+    return True
