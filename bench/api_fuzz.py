@@ -53,7 +53,9 @@ def wait_for_port(port: int, process: subprocess.Popen, deadline_s: float = 30) 
     raise SystemExit("perezvon serve did not start")
 
 
-def run(database_url: str, workdir: Path, max_examples: int, timeout_s: float, seed: str | None) -> dict:
+def run(
+    database_url: str, workdir: Path, max_examples: int, timeout_s: float, seed: str | None, workers: int = 2
+) -> dict:
     """Serve, fuzz, stop; returns the figures parsed from schemathesis' summary."""
     bin_dir = Path(sys.executable).parent
     schemathesis = bin_dir / "schemathesis"
@@ -140,11 +142,12 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="an empty PostgreSQL database (default: a SQLite file)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds for the whole fuzz run")
     parser.add_argument("--seed", default=None, help="schemathesis' seed, to replay a run")
+    parser.add_argument("--workers", type=int, default=2, help="schemathesis' concurrent workers (default 2)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="perezvon-fuzz-"))
     try:
         url = args.database_url or f"sqlite:///{workdir / 'perezvon.db'}"
-        figures = run(url, workdir, args.max_examples, args.timeout, args.seed)
+        figures = run(url, workdir, args.max_examples, args.timeout, args.seed, args.workers)
         print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
         print(f"database: {'PostgreSQL' if args.database_url else 'SQLite file'}; max examples {args.max_examples}")
         print(

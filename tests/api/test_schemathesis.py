@@ -24,7 +24,11 @@ def test_schemathesis_finds_nothing(database_url: str, tmp_path: Path) -> None:
     fuzz = _fuzz_module()
     if database_url.startswith("sqlite"):
         database_url = f"sqlite:///{tmp_path / 'fuzz.db'}"  # a fresh file the server migrates itself
-    figures = fuzz.run(database_url, tmp_path, max_examples=6, timeout_s=300, seed="20261201")
+    figures = fuzz.run(database_url, tmp_path, max_examples=6, timeout_s=300, seed="20261201", workers=1)
+    if figures["exit_code"] != 0 and not figures["failures"]:
+        # No check failed, the tool itself stopped: hypothesis describing a strategy sometimes trips
+        # CPython 3.11's ast module ("AST constructor recursion depth mismatch"). Once more, another seed.
+        figures = fuzz.run(database_url, tmp_path, max_examples=6, timeout_s=300, seed="20261202", workers=1)
     log = (tmp_path / "schemathesis.log").read_text()
     assert figures["exit_code"] == 0 and figures["failures"] == {}, log[-4000:]
     assert figures["operations"] >= 28 and figures["generated"] > 500, figures

@@ -190,7 +190,10 @@ async def _create(request: Request) -> Response:
                 or message
             )
         status = 413 if error.status == 413 else 400
-        return refusal(TYPE_CODES.get(error.type, CODE_VALIDATION), message, status, error.retry_after)
+        code = TYPE_CODES.get(error.type, CODE_VALIDATION)
+        if error.type == "validation_error" and any(f["name"] == "phone" for f in error.details.get("fields", [])):
+            code = CODE_INVALID_PHONE  # a number the site may not call (premium-rate, another country)
+        return refusal(code, message, status, error.retry_after)
     except Exception:
         log.exception("server-side create failed")
         return refusal(CODE_SERVER_ERROR, "Internal server error", 500)

@@ -58,6 +58,9 @@ class FieldErrors:
     def __bool__(self) -> bool:
         return bool(self._errors)
 
+    def has(self, name: str) -> bool:
+        return name in self._errors
+
     def as_details(self) -> dict[str, Any]:
         return {
             "fields": [

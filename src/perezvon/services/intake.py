@@ -6,13 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
 
 from ..clock import utcnow
+from ..domain.destinations import destination_problem
 from ..domain.errors import FieldErrors, PublicError, throttled, validation_error
 from ..domain.quiet_hours import quiet_hold
 from ..domain.redial import allowed_time
@@ -179,6 +180,7 @@ class Intake:
             await self._check_throttles(
                 widget, request.phone, f"s{session_id}" if session_id is not None else f"ip{origin.ip}"
             )
+            await self._check_number_cap(snapshot.site, request.phone, now)
             extra = extra or {}
             values = dict(
                 site_id=snapshot.id,
@@ -210,6 +212,10 @@ class Intake:
         """The origin, the unit and the schedule time (all invalid fields in one answer), then the widget."""
         if snapshot is not None:
             self.check_origin(snapshot, origin.origin)
+            if request.phone and not errors.has("phone"):  # premium-rate, another country: never called
+                problem = destination_problem(request.phone, snapshot.site["allowed_countries"] or [])
+                if problem:
+                    errors.add("phone", problem)
         widget = self.active_widget(snapshot, request.route_key) if request.route_key else None
         schedule = snapshot.schedule(widget) if widget is not None and snapshot is not None else None
         if snapshot is not None and request.unit_id is not None and request.unit_id not in snapshot.units:
@@ -250,6 +256,23 @@ class Intake:
                 {"callCenterWorkingMode": "non_working_hours"},
             )
         return due_at
+
+    async def _check_number_cap(self, site: dict[str, Any], phone: str, now: datetime) -> None:
+        """The site's maxRequestsPerNumberPerDay across all its widgets: nobody gets a stranger called
+        twenty times (DESIGN §7). The day is the site's; 0 switches the cap off."""
+        cap = int(site["max_requests_per_number_per_day"])
+        if cap <= 0:
+            return
+        local = now.astimezone(ZoneInfo(site["timezone"]))
+        midnight = datetime.combine(local.date() + timedelta(days=1), time(), local.tzinfo)
+        if not await self.guard.hit_number_day(site["id"], local.date().isoformat(), phone, cap):
+            retry = max(1, int((midnight - local).total_seconds()))
+            raise throttled(
+                "request_throttle_count",
+                f"Too many requests for this number today: at most {cap} per day on this site",
+                retry,
+                maxRequestsPerNumberPerDay=cap,
+            )
 
     async def _check_throttles(self, widget: dict[str, Any], phone: str, user_key: str) -> None:
         """The widget's per-user cooldown and per-phone count (each hit counts only if it passes)."""

@@ -141,6 +141,12 @@ class Guard:
             return None
         return await self._retry_after(item, "phone", str(widget_id), phone)
 
+    async def hit_number_day(self, site_id: int, day: str, phone: str, cap: int) -> bool:
+        """Count one request for ``phone`` on the site's calendar ``day``; False once over ``cap``.
+        The key names the day, so the count starts afresh at the site's midnight; the window is two days
+        so that no entry of the day expires before the day does, in any time zone."""
+        return await self.limiter.hit(_per_seconds(cap, 2 * 86400), "number", str(site_id), day, phone)
+
     async def points_spent(self, site_id: int, day: str) -> int:
         return await self.points.spent(site_id, day)
 
