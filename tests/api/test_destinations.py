@@ -52,3 +52,19 @@ async def test_one_number_is_accepted_at_most_n_times_a_day_across_widgets(app_c
     assert refused["type"] == "request_throttle_count" and "per day" in refused["message"]
     assert int(answers[-1].headers["Retry-After"]) <= 86400
     assert (await create(app_client, site["siteKey"], phone="79001234568")).status_code == 200  # another number
+
+
+async def test_tracking_session_ids_are_random_below_2_53_and_bound_to_their_site(app_client, admin) -> None:  # type: ignore[no-untyped-def]
+    site, _ = await admin.site_with_widget()
+    other, _ = await admin.site_with_widget()
+    ids = [
+        (await app_client.post("/api/widget/v1/session", json={"site": site["siteKey"]})).json()["sessionId"]
+        for _ in range(5)
+    ]
+    assert all(isinstance(i, int) and 0 < i < 2**53 for i in ids)
+    assert len(set(ids)) == 5 and sorted(ids) != list(range(min(ids), min(ids) + 5))  # not a sequence
+    foreign = await create(app_client, other["siteKey"], sessionId=ids[0])  # another site's session: dropped
+    journal = await admin.get(f"/requests/{foreign.json()['callbackRequestId']}")
+    assert journal["sessionId"] is None
+    own = await create(app_client, site["siteKey"], sessionId=ids[0])
+    assert (await admin.get(f"/requests/{own.json()['callbackRequestId']}"))["sessionId"] == ids[0]

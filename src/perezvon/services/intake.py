@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from ..clock import utcnow
 from ..domain.destinations import destination_problem
@@ -26,6 +28,7 @@ from ..throttling import Guard
 from .onpage import new_status_token
 from .requests import RequestLife
 
+SESSION_ID_LIMIT = 2**53  # tracking session ids are random integers in 1 .. 2**53 - 1
 DEFAULT_POINT_COSTS = {"getRouteKeyData": 1, "createRequest": 1, "serverCreate": 1}
 
 
@@ -317,16 +320,23 @@ class Intake:
             return value[:limit] if isinstance(value, str) else ""
 
         utm = {k: text(k, 255) for k in UTM_KEYS}
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                insert(tracking_sessions).values(
-                    site_id=snapshot.id,
-                    landing_url=text("url"),
-                    referrer=text("referrer"),
-                    user_agent=text("userAgent", 512) or origin.user_agent[:512],
-                    ip=origin.ip[:45],
-                    utm={k: v for k, v in utm.items() if v},
-                    created_at=utcnow(),
-                )
-            )
-            return int(result.inserted_primary_key[0])
+        values = dict(
+            site_id=snapshot.id,
+            landing_url=text("url"),
+            referrer=text("referrer"),
+            user_agent=text("userAgent", 512) or origin.user_agent[:512],
+            ip=origin.ip[:45],
+            utm={k: v for k, v in utm.items() if v},
+            created_at=utcnow(),
+        )
+        for _ in range(5):
+            # Unguessable, so nobody can attach another visitor's session; below 2**53, because Calltouch
+            # clients (and its export) read sessionId as a JavaScript number.
+            session_id = secrets.randbelow(SESSION_ID_LIMIT - 1) + 1
+            try:
+                async with self.db.write() as conn:
+                    await conn.execute(insert(tracking_sessions).values(id=session_id, **values))
+                return session_id
+            except IntegrityError:  # one chance in ~10^15 per session already made: draw again
+                continue
+        raise RuntimeError("could not draw a free tracking session id")
