@@ -45,7 +45,7 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
 _PUBLIC_ERRORS = {
     "400": "validation_error: every invalid argument listed in details.fields",
     "403": "request_phone_blacklisted or origin_not_allowed",
-    "404": "request_widget_not_found",
+    "404": "request_widget_not_found (request-status: request_not_found)",
     "409": "request_non_working_hours",
     "413": "validation_error: the body is larger than 65 536 bytes",
     "429": "request_throttle_timeout, request_throttle_count or api_points_exhausted (Retry-After says when)",
@@ -198,6 +198,23 @@ def public_paths() -> dict[str, Any]:
                     ["site"],
                 ),
                 _object({"sessionId": {"type": "integer"}}, ["sessionId"]),
+            )
+        },
+        f"{public.PREFIX}/ui": {
+            "post": _public_operation(
+                "The widgets ctw.js draws on this page (SDK bookkeeping: not counted, no points)",
+                _object(_SITE, ["site"]),
+                _object({"widgets": {"type": "array", "items": {"type": "object"}}}, ["widgets"]),
+            )
+        },
+        f"{public.PREFIX}/request-status": {
+            "post": _public_operation(
+                "A visitor's own request, read with its statusToken (request_not_found otherwise)",
+                _object(
+                    {**_SITE, "callbackRequestId": {"type": "integer"}, "statusToken": {"type": "string"}},
+                    ["site", "callbackRequestId", "statusToken"],
+                ),
+                _object({"callbackRequestId": {"type": "integer"}, "status": {"type": "string"}}),
             )
         },
         twin.PATH: {

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ..domain.digits import parse_id
 from ..domain.errors import PublicError
 from ..domain.widget_ui import phone_plan, zone_country
 from ..shapes.resources import iso, widget_ui
@@ -72,7 +73,9 @@ def analytics_of(snapshot: SiteSnapshot | None, route_key: object) -> dict[str, 
 async def request_status(db: Database, snapshot: SiteSnapshot | None, request_id: object, token: object) -> dict:
     """One request's status for the visitor who made it: the token createRequest gave is the only key."""
     missing = PublicError("request_not_found", "No such request for this status token", {})
-    if snapshot is None or type(request_id) is not int or not isinstance(token, str) or not token:
+    # A JSON integer in 1..2**63-1 only: a larger one names no row and must not reach the database.
+    is_id = type(request_id) is int and parse_id(request_id) is not None
+    if snapshot is None or not is_id or not isinstance(token, str) or not token:
         raise missing
     async with db.read() as conn:
         row = (
