@@ -40,6 +40,9 @@ async def seed_demo(settings: Settings, base_url: str) -> dict[str, Any]:
                         non_working_policy="finish",
                         record_calls=False,
                         webhook_urls=[],
+                        # The demo page runs the reference's examples again and again with the same numbers
+                        # on the simulated line: no daily cap per number there.
+                        max_requests_per_number_per_day=0,
                         webhook_secret="demo-webhook-secret",
                         created_at=utcnow(),
                     )
@@ -79,7 +82,11 @@ async def seed_demo(settings: Settings, base_url: str) -> dict[str, Any]:
                 )
             else:
                 # A demo that ran dry keeps working: top the balance up on every start.
-                await conn.execute(update(sites).where(sites.c.id == site_id).values(callback_active=True))
+                await conn.execute(
+                    update(sites)
+                    .where(sites.c.id == site_id)
+                    .values(callback_active=True, max_requests_per_number_per_day=0)
+                )
                 balance = (await conn.execute(select(sites.c.minutes_balance).where(sites.c.id == site_id))).scalar()
                 if balance < 1000:
                     await ledger.record(conn, site_id, 1000 - balance, ledger.TOPUP, utcnow(), note="demo top-up")
