@@ -160,9 +160,13 @@ def main() -> None:
         if figures["exit_code"] != 0:
             print("--- schemathesis output (tail) ---")
             print("\n".join((workdir / "schemathesis.log").read_text().splitlines()[-60:]))
+            print(f"kept for a look: {workdir} (schemathesis.log, server.log)")
             raise SystemExit(1)
-    finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    except BaseException:
+        if not any(workdir.glob("*.log")):
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
 
 
 if __name__ == "__main__":
