@@ -166,3 +166,16 @@ async def test_the_docs_page_loads_nothing_from_another_origin(app_client) -> No
     for ref in references:
         served = await app_client.get(ref)
         assert served.status_code == 200 and len(served.content) > 1000, ref
+
+
+async def test_times_that_overflow_once_in_utc_are_validation_errors(app_client, admin) -> None:  # type: ignore[no-untyped-def]
+    site, _ = await admin.site_with_widget()
+    made = await create(app_client, site["siteKey"])
+    request_id = made.json()["callbackRequestId"]
+    for at in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"):  # found by schemathesis: 500s
+        moved = await app_client.post(
+            f"/api/admin/v1/requests/{request_id}/reschedule", json={"at": at}, headers=admin.headers
+        )
+        assert moved.status_code == 400 and moved.json()["details"]["fields"][0]["name"] == "at", at
+        listed = await app_client.get("/api/admin/v1/requests", params={"dateFrom": at}, headers=admin.headers)
+        assert listed.status_code == 400, at

@@ -277,7 +277,17 @@ async def delete_blacklist(entry_id: PathId, who: Who, cat: Cat) -> Response:
 # -- journal ----------------------------------------------------------------------------------------------
 
 
-MAX_ID = 2**63 - 1  # ids are 64-bit: a larger cursor is a validation error, not a database one
+def as_utc(moment: datetime, name: str) -> datetime:
+    """``moment`` in UTC (naive: read as UTC); one past year 1..9999 once in UTC is a validation_error
+    (``9999-12-31T23:59:59-14:00`` overflowed to a 500)."""
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise PublicError(
+            "validation_error",
+            f"{name} is out of range once in UTC",
+            {"fields": [{"name": name, "errors": [{"message": "a time between years 1 and 9999 in UTC"}]}]},
+        ) from None
 
 
 def _date_bound(value: str | None, name: str) -> datetime | None:
@@ -291,7 +301,7 @@ def _date_bound(value: str | None, name: str) -> datetime | None:
             f"{name} must be an ISO 8601 date or time",
             {"fields": [{"name": name, "errors": [{"message": "expected e.g. 2026-11-25 or 2026-11-25T10:00:00Z"}]}]},
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(moment, name)
 
 
 @router.get("/requests", summary="The call journal, newest first, with filters and paging")

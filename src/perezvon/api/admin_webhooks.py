@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -13,7 +13,7 @@ from ..domain.errors import PublicError
 from ..services.requests import RequestLife
 from ..shapes.resources import iso
 from ..store import outbox
-from .admin import Cat, Jour, PathId, Who
+from .admin import Cat, Jour, PathId, Who, as_utc
 from .openapi import ADMIN_ERRORS
 
 router = APIRouter(prefix="/api/admin/v1", tags=["admin"], responses=ADMIN_ERRORS)
@@ -85,7 +85,6 @@ async def reschedule_request(
     request: Request, request_id: PathId, who: Who, jour: Jour, body: Annotated[RescheduleIn, Body()]
 ) -> dict[str, Any]:
     await jour.get(who, request_id)  # tenancy check (NotFound for others' requests)
-    at = body.at
-    if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)  # the API speaks UTC: a time without an offset is UTC
-    return await _life(request).reschedule(request_id, at.astimezone(UTC) if at is not None else None)
+    # The API speaks UTC: a time without an offset is UTC.
+    at = as_utc(body.at, "at") if body.at is not None else None
+    return await _life(request).reschedule(request_id, at)
