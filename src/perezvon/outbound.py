@@ -46,8 +46,19 @@ class Target:
     hostname: str
 
 
+def host_of(url: str) -> str:
+    """The URL's host:port for a log line, whatever the URL is like."""
+    try:
+        return urlsplit(url).netloc
+    except ValueError:
+        return "(not a URL)"
+
+
 def _split(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "http://[" is an invalid IPv6 URL
+        raise UnsafeURL(f"not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeURL(f"only http(s) URLs with a host are called, got {parts.scheme or 'no'} scheme")
     try:

@@ -114,3 +114,13 @@ async def test_saving_an_inside_webhook_url_is_a_422(app_client, admin) -> None:
     app_client.app.state.settings = replace(app_client.app.state.settings, webhook_allow_private=True)
     allowed = await admin.patch(f"/sites/{site['id']}", {"webhookUrls": ["http://127.0.0.1:8080/hook"]})
     assert allowed["webhookUrls"] == ["http://127.0.0.1:8080/hook"]
+
+
+async def test_a_url_python_cannot_split_is_refused_not_a_crash(app_client, admin) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UnsafeURL, match="not a URL"):
+        await check_url("http://[", allow_private=True)  # found by schemathesis: a 500 on save
+    site = await admin.post("/sites", {"name": "Hooks"})
+    response = await app_client.patch(
+        f"/api/admin/v1/sites/{site['id']}", json={"webhookUrls": ["http://[::1"]}, headers=admin.headers
+    )
+    assert response.status_code == 422

@@ -19,14 +19,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from .. import __version__
 from ..clock import SYSTEM_CLOCK, Clock
 from ..ops.metrics import webhook_delivery
-from ..outbound import Unresolvable, UnsafeURL, check_url
+from ..outbound import Unresolvable, UnsafeURL, check_url, host_of
 from ..store import outbox
 from ..store.db import Database
 
@@ -162,7 +161,7 @@ class WebhookSender:
         except DeliveryError as exc:
             last = exc.permanent or row["tries"] >= self.backoff.max_tries
             values = outbox.retry_or_fail(None if last else self._retry_at(row), exc.status_code, str(exc))
-            log.info("webhook %s to %s: try %s failed (%s)", row["id"], urlsplit(row["url"]).netloc, row["tries"], exc)
+            log.info("webhook %s to %s: try %s failed (%s)", row["id"], host_of(row["url"]), row["tries"], exc)
         except Exception as exc:  # never let one delivery crash the loop; retry it later
             log.exception("webhook %s: unexpected failure", row["id"])
             values = outbox.retry_or_fail(self._retry_at(row), None, f"internal error: {type(exc).__name__}")
