@@ -1,7 +1,7 @@
 """minutes ledger: every change of a site's balance is a row; today's balances become their first entries
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0004
 Create Date: 2026-12-01 12:40:00
 
 The balance itself stays in sites.minutes_balance (read on every public call); the ledger explains it,
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
