@@ -64,8 +64,19 @@ class PointsBook:
 class RedisPoints(PointsBook):
     def __init__(self, redis_url: str, namespace: str) -> None:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
 
-        self.redis = Redis.from_url(redis_url)
+        # A pooled connection that Redis closed (a restart) is retried once on a fresh one, so service
+        # resumes by itself; the timeouts keep an unreachable Redis from hanging a public call.
+        self.redis = Redis.from_url(
+            redis_url,
+            socket_connect_timeout=5,
+            socket_timeout=5,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
+        )
         self.namespace = namespace
         self._take = self.redis.register_script(TAKE_SCRIPT)
 
