@@ -137,8 +137,8 @@ class Intake:
         each of the two modes is built once per snapshot (the 168-cell default schedule made building it
         the largest cost of the call). The dict is shared: callers serialise it and must not change it."""
         schedule = snapshot.schedule(widget)
-        mode = schedule.mode(now)
-        key = ("widgetData", widget["id"], mode)
+        mode, offset = schedule.mode(now), schedule.utc_offset(now)  # the offset changes with DST
+        key = ("widgetData", widget["id"], mode, offset)
         data = snapshot.memo.get(key)
         if data is None:
             collect = bool(widget["collect_non_working"])
@@ -147,7 +147,7 @@ class Intake:
                 "callCenterWorkingMode": mode,
                 "collectNonWorkingRequests": collect,
                 "collectRequests": collect,
-                "workingSchedule": {"utcTimezone": schedule.utc_timezone, "hours": schedule.sorted_hours()},
+                "workingSchedule": {"utcTimezone": offset, "hours": schedule.sorted_hours()},
             }
         return data
 
@@ -215,7 +215,7 @@ class Intake:
         if snapshot is not None and request.unit_id is not None and request.unit_id not in snapshot.units:
             errors.add("unitId", f"No unit with id {request.unit_id} on this site")
         if schedule is not None and request.schedule_time is not None:
-            problem = check_schedule_in_future(request.schedule_time, schedule.utc_timezone, now)
+            problem = check_schedule_in_future(request.schedule_time, schedule.zone, now)
             if problem:
                 errors.add("scheduleTime", problem)
         if errors:
@@ -232,7 +232,7 @@ class Intake:
     def _due_at(widget: dict[str, Any], schedule: WeeklySchedule, request: RequestInput, now: datetime) -> datetime:
         """When to call: the wanted time, moved into working hours if the widget collects such requests
         (and then out of the visitor's quiet hours: a collected request waits for their morning)."""
-        wanted = parse_schedule_time(request.schedule_time, schedule.utc_timezone) if request.schedule_time else now
+        wanted = parse_schedule_time(request.schedule_time, schedule.zone) if request.schedule_time else now
         due_at = schedule.due_at(wanted)
         if due_at is not None and due_at != wanted:
             due_at = allowed_time(due_at, schedule, quiet_hold(request.phone, widget.get("quiet_hours"), schedule.tz))

@@ -143,7 +143,7 @@ widgets = Table(
     Column("name", String(255), nullable=False, server_default=""),
     Column("enabled", Boolean(), nullable=False),
     Column("operator_phones", JSON(), nullable=False),
-    Column("schedule_timezone", String(16), nullable=False),
+    Column("schedule_timezone", String(64), nullable=False),  # IANA name, or a fixed UTC+03:00
     Column("schedule_hours", JSON(), nullable=False),
     Column("collect_non_working", Boolean(), nullable=False),
     Column("throttle_user_timeout_s", Integer(), nullable=False),
