@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from . import __version__
-from .api import admin, admin_webhooks, public, twin
+from .api import admin, admin_webhooks, calltouch_export, public, twin
 from .api.http import error_response
 from .calls.runtime import attach_api_hooks, start_in_process
 from .domain.errors import PublicError
@@ -25,6 +25,7 @@ from .ops import metrics
 from .services.catalog import Catalog, Conflict, NotFound
 from .services.intake import Intake
 from .services.journal import Journal
+from .services.request_export import RequestExport
 from .services.requests import RequestLife, Wakeups
 from .settings import Settings, get_settings
 from .store.db import Database
@@ -127,9 +128,10 @@ class Services:
         self.intake = Intake(self.snapshots, self.guard, self.requests)
         self.catalog = Catalog(self.db, self.snapshots)
         self.journal = Journal(self.db)
+        self.request_export = RequestExport(self.db)
 
     def attach(self, app: FastAPI) -> None:
-        for name in ("settings", "db", "snapshots", "guard", "requests", "intake", "catalog", "journal"):
+        for name in ("settings", "db", "snapshots", "guard", "requests", "intake", "catalog", "journal", "request_export"):
             setattr(app.state, name, getattr(self, name))
 
     async def close(self) -> None:
@@ -181,6 +183,7 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
     app.router.routes.extend(twin.routes)
     app.include_router(admin.router)
     app.include_router(admin_webhooks.router)
+    app.include_router(calltouch_export.router)
     if settings.demo:
         from .demo.routes import routes as demo_routes
 

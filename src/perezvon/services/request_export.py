@@ -1,0 +1,95 @@
+"""The journal read the way Calltouch's request export reads it: by site and local calendar days.
+
+A day is a day in the site's own zone, as the site owner sees it: ``dateFrom=03/01/2026`` starts at
+midnight in Berlin for a Berlin site and in Moscow for a Moscow one. Rows come site by site, oldest
+first, in batches by (created_at, id), so an export of any size holds one batch in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select
+
+from ..store.db import Database
+from ..store.tables import callback_requests, sites, tracking_sessions
+from .accounts import Principal
+from .catalog import NotFound
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    request: dict[str, Any]
+    session: dict[str, Any] | None  # the tracking session's landing URL and UTM, when it has one
+    zone: str  # the site's zone, for local dates
+
+
+def day_bounds(zone: str, first: date, last: date) -> tuple[datetime, datetime]:
+    """[midnight of ``first``, midnight after ``last``) in ``zone``, as UTC."""
+    tz = ZoneInfo(zone)
+    start = datetime.combine(first, time(), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC)
+    return start, end
+
+
+class RequestExport:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def _sites(self, who: Principal, site_id: int | None) -> list[dict[str, Any]]:
+        query = select(sites.c.id, sites.c.account_id, sites.c.timezone).order_by(sites.c.id)
+        if site_id is not None:
+            query = query.where(sites.c.id == site_id)
+        if not who.is_operator:
+            query = query.where(sites.c.account_id == who.account_id)
+        async with self.db.read() as conn:
+            found = [dict(r) for r in (await conn.execute(query)).mappings()]
+        if site_id is not None and not found:
+            raise NotFound(f"site {site_id}")
+        return found
+
+    async def rows(
+        self, who: Principal, first: date, last: date, site_id: int | None = None
+    ) -> AsyncIterator[list[ExportRow]]:
+        """Batches of the requests created on days ``first``..``last`` (local to each site)."""
+        for site in await self._sites(who, site_id):
+            start, end = day_bounds(site["timezone"], first, last)
+            async for batch in self._site_rows(site["id"], site["timezone"], start, end):
+                yield batch
+
+    async def _site_rows(
+        self, site_id: int, zone: str, start: datetime, end: datetime
+    ) -> AsyncIterator[list[ExportRow]]:
+        c = callback_requests.c
+        query = (
+            select(callback_requests, tracking_sessions.c.landing_url, tracking_sessions.c.utm.label("session_utm"))
+            .select_from(callback_requests.outerjoin(tracking_sessions, tracking_sessions.c.id == c.session_id))
+            .where(c.site_id == site_id, c.created_at >= start, c.created_at < end)
+            .order_by(c.created_at, c.id)
+            .limit(BATCH)
+        )
+        after: tuple[datetime, int] | None = None
+        while True:
+            page = query
+            if after is not None:  # keyset: strictly after the last row of the previous batch
+                page = page.where(or_(c.created_at > after[0], and_(c.created_at == after[0], c.id > after[1])))
+            async with self.db.read() as conn:
+                found = [dict(r) for r in (await conn.execute(page)).mappings()]
+            if not found:
+                return
+            yield [_row(r, zone) for r in found]
+            if len(found) < BATCH:
+                return
+            after = (found[-1]["created_at"], found[-1]["id"])
+
+
+def _row(found: dict[str, Any], zone: str) -> ExportRow:
+    landing, utm = found.pop("landing_url"), found.pop("session_utm")
+    session = None if found["session_id"] is None else {"landing_url": landing or "", "utm": dict(utm or {})}
+    return ExportRow(found, session, zone)
