@@ -16,12 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from . import __version__
-from .api import admin, admin_webhooks, calltouch_export, public, twin
+from .api import admin, admin_reports, admin_webhooks, calltouch_export, public, twin
 from .api.http import error_response
 from .calls.runtime import attach_api_hooks, start_in_process
 from .domain.errors import PublicError
 from .ops import http as ops_http
 from .ops import metrics
+from .services.attribution import Attribution
 from .services.catalog import Catalog, Conflict, NotFound
 from .services.intake import Intake
 from .services.journal import Journal
@@ -129,10 +130,12 @@ class Services:
         self.catalog = Catalog(self.db, self.snapshots)
         self.journal = Journal(self.db)
         self.request_export = RequestExport(self.db)
+        self.attribution = Attribution(self.db)
 
     def attach(self, app: FastAPI) -> None:
-        for name in ("settings", "db", "snapshots", "guard", "requests", "intake", "catalog", "journal", "request_export"):
+        for name in ("settings", "db", "snapshots", "guard", "requests", "intake", "catalog", "journal"):
             setattr(app.state, name, getattr(self, name))
+        app.state.request_export, app.state.attribution = self.request_export, self.attribution
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -183,6 +186,7 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
     app.router.routes.extend(twin.routes)
     app.include_router(admin.router)
     app.include_router(admin_webhooks.router)
+    app.include_router(admin_reports.router)
     app.include_router(calltouch_export.router)
     if settings.demo:
         from .demo.routes import routes as demo_routes

@@ -38,27 +38,30 @@ def day_bounds(zone: str, first: date, last: date) -> tuple[datetime, datetime]:
     return start, end
 
 
+async def sites_in_scope(db: Database, who: Principal, site_id: int | None) -> list[dict[str, Any]]:
+    """The ids and zones of the sites a report reads: ``site_id`` alone, or all the principal's.
+    A site of another account is NotFound, as everywhere."""
+    query = select(sites.c.id, sites.c.timezone).order_by(sites.c.id)
+    if site_id is not None:
+        query = query.where(sites.c.id == site_id)
+    if not who.is_operator:
+        query = query.where(sites.c.account_id == who.account_id)
+    async with db.read() as conn:
+        found = [dict(r) for r in (await conn.execute(query)).mappings()]
+    if site_id is not None and not found:
+        raise NotFound(f"site {site_id}")
+    return found
+
+
 class RequestExport:
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    async def _sites(self, who: Principal, site_id: int | None) -> list[dict[str, Any]]:
-        query = select(sites.c.id, sites.c.account_id, sites.c.timezone).order_by(sites.c.id)
-        if site_id is not None:
-            query = query.where(sites.c.id == site_id)
-        if not who.is_operator:
-            query = query.where(sites.c.account_id == who.account_id)
-        async with self.db.read() as conn:
-            found = [dict(r) for r in (await conn.execute(query)).mappings()]
-        if site_id is not None and not found:
-            raise NotFound(f"site {site_id}")
-        return found
 
     async def rows(
         self, who: Principal, first: date, last: date, site_id: int | None = None
     ) -> AsyncIterator[list[ExportRow]]:
         """Batches of the requests created on days ``first``..``last`` (local to each site)."""
-        for site in await self._sites(who, site_id):
+        for site in await sites_in_scope(self.db, who, site_id):
             start, end = day_bounds(site["timezone"], first, last)
             async for batch in self._site_rows(site["id"], site["timezone"], start, end):
                 yield batch

@@ -13,6 +13,7 @@ EN: dict[str, str] = {
     # navigation and common words
     "nav_journal": "Journal",
     "nav_dashboard": "Dashboard",
+    "nav_reports": "Sources",
     "nav_sites": "Sites",
     "nav_tokens": "API tokens",
     "logout": "Log out",
@@ -139,6 +140,22 @@ EN: dict[str, str] = {
     "chart_wait": "Time to callback (median, from due time to the visitor answering)",
     "chart_minutes": "Minutes spent per day",
     # sites
+    # attribution report
+    "attribution_title": "Where requests come from",
+    "attribution_period": "{first} – {last}, by calendar day in each site's time zone.",
+    "attribution_help": "UTM values are those the request was sent with, else those of the visit that made it "
+    "(read by ctw.js from the landing page). The connection rate is the share of requests with a known "
+    "outcome that reached the visitor; minutes are whole billed minutes, as the balance is charged.",
+    "attribution_empty": "No requests in this period.",
+    "chart_attribution": "Requests by source",
+    "group_by": "Group by",
+    "utm_source": "Source",
+    "utm_medium": "Medium",
+    "utm_campaign": "Campaign",
+    "utm_none": "(none)",
+    "col_connected": "Connected",
+    "col_connection_rate": "Connection rate",
+    "col_minutes": "Minutes",
     "sites_title": "Sites",
     "site_new": "New site",
     "site_settings": "Site settings",
@@ -275,6 +292,7 @@ EN: dict[str, str] = {
 RU: dict[str, str] = {
     "nav_journal": "Журнал",
     "nav_dashboard": "Сводка",
+    "nav_reports": "Источники",
     "nav_sites": "Сайты",
     "nav_tokens": "API-токены",
     "logout": "Выйти",
@@ -395,6 +413,22 @@ RU: dict[str, str] = {
     "chart_answered": "Доля дозвонов (из завершённых)",
     "chart_wait": "Время до звонка (медиана, от срока до ответа посетителя)",
     "chart_minutes": "Минуты по дням",
+    # attribution report
+    "attribution_title": "Откуда приходят заявки",
+    "attribution_period": "{first} – {last}, по календарным дням в часовом поясе каждого сайта.",
+    "attribution_help": "UTM-метки — те, с которыми пришла заявка, иначе метки визита, в котором её оставили "
+    "(ctw.js читает их со страницы входа). Дозвон — доля заявок с известным исходом, где до посетителя "
+    "дозвонились; минуты — целые оплаченные минуты, как они списываются с баланса.",
+    "attribution_empty": "За этот период заявок нет.",
+    "chart_attribution": "Заявки по источникам",
+    "group_by": "Группировать",
+    "utm_source": "Источник",
+    "utm_medium": "Канал",
+    "utm_campaign": "Кампания",
+    "utm_none": "(нет)",
+    "col_connected": "Дозвонились",
+    "col_connection_rate": "Дозвон",
+    "col_minutes": "Минуты",
     "sites_title": "Сайты",
     "site_new": "Новый сайт",
     "site_settings": "Настройки сайта",
