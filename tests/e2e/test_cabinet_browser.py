@@ -95,7 +95,7 @@ def test_a_request_from_demo_completes_live_in_the_journal(demo_server: LiveServ
     page.click("nav.mainnav >> text=Journal")
     page.evaluate("window.__notReloaded = true")
     visitor = context.new_page()
-    visitor.goto(demo_server.base_url + "/demo")
+    visitor.goto(demo_server.base_url + "/demo?lang=ru")
     expect(visitor.locator("#callback-form")).to_be_visible()
     visitor.fill("#phone", "79001234567")
     visitor.click("#send")

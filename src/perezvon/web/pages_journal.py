@@ -112,7 +112,8 @@ def _row_view(scope: Scope, row: dict[str, Any], attempts: list[dict[str, Any]])
         "status": row["status"],
         "attempts": len(attempts),
         "lastOutcome": attempts[-1]["outcome"] if attempts else None,
-        "due": row["due_at"],
+        # A request waiting for a redial is due at its next attempt, not at its first call's time.
+        "due": row["next_attempt_at"] or row["due_at"],
     }
 
 
