@@ -26,6 +26,7 @@ from .services.attribution import Attribution
 from .services.catalog import Catalog, Conflict, NotFound
 from .services.intake import Intake
 from .services.journal import Journal
+from .services.refusals import Refusals
 from .services.request_export import RequestExport
 from .services.requests import RequestLife, Wakeups
 from .settings import Settings, get_settings
@@ -126,7 +127,8 @@ class Services:
         # The one owner of a request's life; whatever runs in this process (worker, sender, live pages)
         # plugs its wake-ups into the notifier.
         self.requests = RequestLife(self.db, self.snapshots, Wakeups())
-        self.intake = Intake(self.snapshots, self.guard, self.requests)
+        self.refusals = Refusals(self.db)
+        self.intake = Intake(self.snapshots, self.guard, self.requests, refusals=self.refusals)
         self.catalog = Catalog(self.db, self.snapshots)
         self.journal = Journal(self.db)
         self.request_export = RequestExport(self.db)
@@ -136,6 +138,7 @@ class Services:
         for name in ("settings", "db", "snapshots", "guard", "requests", "intake", "catalog", "journal"):
             setattr(app.state, name, getattr(self, name))
         app.state.request_export, app.state.attribution = self.request_export, self.attribution
+        app.state.refusals = self.refusals
 
     async def close(self) -> None:
         await self.db.dispose()

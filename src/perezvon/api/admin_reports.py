@@ -1,4 +1,5 @@
-"""Admin API reports: where the requests came from (attribution by UTM source / medium / campaign)."""
+"""Admin API reports: where the requests came from (attribution by UTM source / medium / campaign), and
+the requests refused at intake (what the sites' visitors met)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from fastapi import APIRouter, Query, Request
 
 from ..clock import utcnow
 from ..services.attribution import Attribution, Line, Report, read_period
+from ..services.refusals import Refusals
+from ..shapes.resources import iso
 from .admin import Cat, Who
 
 router = APIRouter(prefix="/api/admin/v1", tags=["admin"])
@@ -57,3 +60,31 @@ async def attribution(
     period = read_period(date_from, date_to, group_by, today)
     service: Attribution = request.app.state.attribution
     return report_resource(await service.report(who, period, site_id))
+
+
+def refusal_resource(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "siteId": row["site_id"],
+        "widgetId": row["widget_id"],
+        "routeKey": row["route_key"],
+        "phone": row["phone"],
+        "reason": row["reason"],
+        "message": row["message"],
+        "source": row["source"],
+        "createdAt": iso(row["created_at"]),
+    }
+
+
+@router.get("/refusals", summary="Requests refused at intake (blacklisted, throttled, not allowed), newest first")
+async def refusals(
+    request: Request,
+    who: Who,
+    site_id: Annotated[int | None, Query(alias="siteId")] = None,
+    reason: Annotated[str | None, Query(description="an error type, e.g. request_phone_blacklisted")] = None,
+    before: Annotated[int | None, Query(description="the `next` of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    service: Refusals = request.app.state.refusals
+    rows = await service.list(who, site_id, reason, before, limit)
+    return {"items": [refusal_resource(r) for r in rows], "next": rows[-1]["id"] if len(rows) == limit else None}

@@ -22,6 +22,7 @@ from ..store.snapshots import SiteSnapshot, SnapshotCache
 from ..store.tables import tracking_sessions
 from ..throttling import Guard
 from .onpage import new_status_token
+from .refusals import Refusals, refused
 from .requests import RequestLife
 
 DEFAULT_POINT_COSTS = {"getRouteKeyData": 1, "createRequest": 1, "serverCreate": 1}
@@ -60,6 +61,7 @@ class Intake:
     guard: Guard
     # Stores what is accepted (with its request.created webhooks) and wakes the worker.
     life: RequestLife
+    refusals: Refusals | None = None  # where refusals of known sites are kept (the cabinet shows them)
 
     @property
     def db(self) -> Any:
@@ -154,6 +156,28 @@ class Intake:
     # -- createRequest --------------------------------------------------------------------------------
 
     async def create_request(
+        self,
+        snapshot: SiteSnapshot | None,
+        request: RequestInput,
+        errors: FieldErrors,
+        origin: Origin,
+        *,
+        method: str = "createRequest",
+        source: str = "js",
+        extra: dict[str, Any] | None = None,
+    ) -> Accepted:
+        """``_create_request``, keeping a copy of a refusal of a known site for its admins to see."""
+        try:
+            return await self._create_request(
+                snapshot, request, errors, origin, method=method, source=source, extra=extra
+            )
+        except PublicError as error:
+            if snapshot is not None and self.refusals is not None:
+                widget = snapshot.widgets.get(request.route_key) if isinstance(request.route_key, str) else None
+                await self.refusals.record(refused(snapshot.id, widget, request, error, source))
+            raise
+
+    async def _create_request(
         self,
         snapshot: SiteSnapshot | None,
         request: RequestInput,

@@ -1,5 +1,5 @@
-"""The attribution report: where the requests came from, by UTM source / medium / campaign, with a chart
-and the same table as CSV (a GET link, like the journal's)."""
+"""Reports: where the requests came from (by UTM source / medium / campaign, with a chart and the same
+table as CSV, a GET link like the journal's), and the requests refused at intake."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from starlette.routing import Route
 from ..clock import utcnow
 from ..domain.errors import PublicError
 from ..services.attribution import Attribution, Line, Period, Report, read_period
+from ..services.refusals import KEPT, Refusals
 from . import csvexport, i18n
 from .base import page, render, url
 from .charts import horizontal_bar_chart
 
 GROUPINGS = ("source,medium,campaign", "source,medium", "source", "medium", "campaign")
 CHART_ROWS = 12
+PAGE_ROWS = 100  # Refusals.list's page
 
 
 def _params(request: Request) -> dict[str, str]:
@@ -116,7 +118,38 @@ async def attribution_csv(request: Request) -> Response:
     )
 
 
+@page
+async def refusals_page(request: Request) -> Response:
+    """The newest refusals of the account's sites (or one site, or one reason), a page at a time."""
+    who = request.state.user.principal
+    sites = {s["id"]: s for s in await request.app.state.catalog.list_sites(who)}
+    q = request.query_params
+    chosen = next((s for s in sites.values() if str(s["id"]) == q.get("site", "")), None)
+    reason = q.get("reason") if q.get("reason") in KEPT else None
+    before = int(q["before"]) if q.get("before", "").isascii() and q.get("before", "").isdigit() else None
+    service: Refusals = request.app.state.refusals
+    rows = await service.list(who, chosen["id"] if chosen else None, reason, before)
+    shown = [{**r, "site": sites.get(r["site_id"])} for r in rows]
+    older = rows[-1]["id"] if len(rows) == PAGE_ROWS else None
+    filters = {"site": chosen["id"] if chosen else "", "reason": reason or ""}
+    return render(
+        request,
+        "refusals.html",
+        {
+            "nav": "journal",
+            "sites": list(sites.values()),
+            "chosen": chosen,
+            "reason": reason,
+            "reasons": sorted(KEPT),
+            "rows": shown,
+            "older_url": url("/refusals", **filters, before=older) if older is not None else None,
+            "newest_url": url("/refusals", **filters) if before is not None else None,
+        },
+    )
+
+
 routes = [
+    Route("/refusals", refusals_page, methods=["GET"]),
     Route("/reports/attribution", attribution_page, methods=["GET"]),
     Route("/reports/attribution.csv", attribution_csv, methods=["GET"]),
 ]
