@@ -156,25 +156,16 @@ class Intake:
     # -- createRequest --------------------------------------------------------------------------------
 
     async def create_request(
-        self,
-        snapshot: SiteSnapshot | None,
-        request: RequestInput,
-        errors: FieldErrors,
-        origin: Origin,
-        *,
-        method: str = "createRequest",
-        source: str = "js",
-        extra: dict[str, Any] | None = None,
+        self, snapshot: SiteSnapshot | None, request: RequestInput, errors: FieldErrors, origin: Origin, **options: Any
     ) -> Accepted:
-        """``_create_request``, keeping a copy of a refusal of a known site for its admins to see."""
+        """``_create_request`` (``options``: its keywords), keeping a copy of a refusal of a known site for
+        its admins to see."""
         try:
-            return await self._create_request(
-                snapshot, request, errors, origin, method=method, source=source, extra=extra
-            )
+            return await self._create_request(snapshot, request, errors, origin, **options)
         except PublicError as error:
             if snapshot is not None and self.refusals is not None:
                 widget = snapshot.widgets.get(request.route_key) if isinstance(request.route_key, str) else None
-                await self.refusals.record(refused(snapshot.id, widget, request, error, source))
+                await self.refusals.record(refused(snapshot.id, widget, request, error, options.get("source", "js")))
             raise
 
     async def _create_request(
