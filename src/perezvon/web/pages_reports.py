@@ -52,7 +52,10 @@ async def _report(request: Request) -> tuple[dict[str, Any], Report | None, dict
 
 
 def label(line: Line, group_by: list[str], t: Callable[..., str]) -> str:
-    return " / ".join(getattr(line, d) or t("utm_none") for d in group_by)
+    values = [getattr(line, d) for d in group_by]
+    if not any(values):
+        return t("utm_none")  # one "(none)", not "(none) / (none) / (none)"
+    return " / ".join(v or t("utm_none") for v in values)
 
 
 def rate_text(line: Line) -> str:
