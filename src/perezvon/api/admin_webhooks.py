@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..domain.errors import PublicError
 from ..services.requests import RequestLife
+from ..services.timeline import api_actor
 from ..shapes.resources import iso
 from ..store import outbox
 from .admin import Cat, Jour, Who
@@ -72,7 +73,7 @@ def _life(request: Request) -> RequestLife:
 @router.post("/requests/{request_id}/cancel", summary="Cancel a pending request (one being dialled cannot be)")
 async def cancel_request(request: Request, request_id: int, who: Who, jour: Jour) -> dict[str, Any]:
     await jour.get(who, request_id)  # tenancy check (NotFound for others' requests)
-    return await _life(request).cancel(request_id)
+    return await _life(request).cancel(request_id, actor=api_actor(who))
 
 
 @router.post(
@@ -86,4 +87,5 @@ async def reschedule_request(
     at = body.at
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)  # the API speaks UTC: a time without an offset is UTC
-    return await _life(request).reschedule(request_id, at.astimezone(UTC) if at is not None else None)
+    at = at.astimezone(UTC) if at is not None else None
+    return await _life(request).reschedule(request_id, at, actor=api_actor(who))
