@@ -1,11 +1,13 @@
 """What a phone (390 px) and a desktop (1280 px) show, in Debian's Chromium against a real ``perezvon demo``:
-no page scrolls sideways, the journal does not break words, the sources report draws its chart, and
-the demo page speaks one language at a time."""
+no page scrolls sideways, the journal does not break words, the sources report draws its chart, a
+request's buttons move it and its timeline says who did, and the demo page speaks one language."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -126,4 +128,30 @@ def test_the_demo_page_speaks_one_language(demo_server: LiveServer, browser: Bro
     expect(page.locator("h1")).to_have_text("Заказать обратный звонок")
     expect(page.locator("#mode")).to_contain_text("колл-центр работает")
     assert "Call me back" not in page.locator("body").inner_text()
+    assert not scrolls_sideways(page)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_requests_buttons_move_it_and_its_timeline_says_who(
+    demo_server: LiveServer, browser: Browser, width: int
+) -> None:
+    tomorrow = (datetime.now(ZoneInfo("Europe/Moscow")) + timedelta(days=1)).strftime("%Y-%m-%d 12:00:00")
+    body = {"site": "demo", "routeKey": "my_form_1", "phone": "79001239999", "scheduleTime": tomorrow}
+    request_id = httpx.post(f"{demo_server.base_url}/api/widget/v1/requests", json=body).json()["callbackRequestId"]
+    page = logged_in(browser, demo_server.base_url, width)
+    page.goto(f"{demo_server.base_url}/cabinet/requests/{request_id}")
+    expect(page.locator("#request-status [data-status]")).to_have_attribute("data-status", "pending")
+    assert not scrolls_sideways(page)
+    later = (datetime.now(ZoneInfo("Europe/Moscow")) + timedelta(days=2)).replace(hour=9, minute=30)
+    page.fill("input[name=at]", later.strftime("%Y-%m-%dT%H:%M"))
+    page.click("form.reschedule-form button[type=submit]")
+    expect(page.locator(".flash")).to_contain_text("rescheduled")
+    entry = page.locator("#request-attempts li.event-reschedule")
+    expect(entry).to_contain_text(later.strftime("%Y-%m-%d %H:%M"))
+    expect(entry).to_contain_text("by demo@perezvon.local")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("text=Cancel the request")
+    expect(page.locator("#request-status [data-status]")).to_have_attribute("data-status", "cancelled")
+    expect(page.locator("#request-attempts li.event-cancel")).to_contain_text("by demo@perezvon.local")
+    expect(page.locator("text=Call again now")).to_be_visible()
     assert not scrolls_sideways(page)
