@@ -160,6 +160,24 @@ async def test_a_large_export_streams_in_batches_in_order(app_client, admin, mon
     assert [i["requestId"] for i in (await _export(app_client)).json()] == ids
 
 
+async def test_rows_sharing_a_moment_across_batches_come_once_each(app_client, admin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from perezvon.services import request_export
+
+    monkeypatch.setattr(request_export, "BATCH", 2)
+    site, _ = await admin.site_with_widget()
+    ids = [
+        (await create(app_client, site["siteKey"], phone=f"7900123451{n}")).json()["callbackRequestId"]
+        for n in range(7)
+    ]
+    moment = datetime.now(UTC).replace(microsecond=0)
+    async with app_client.app.state.db.write() as conn:  # five of them at the very same microsecond
+        await conn.execute(
+            update(callback_requests).where(callback_requests.c.id.in_(ids[1:6])).values(created_at=moment)
+        )
+    exported = [i["requestId"] for i in (await _export(app_client)).json()]
+    assert sorted(exported) == ids and len(exported) == len(set(exported))
+
+
 async def test_a_wrong_or_missing_client_api_id_is_refused(app_client, admin) -> None:  # type: ignore[no-untyped-def]
     for params in ({"clientApiId": "wrong"}, {}):
         response = await app_client.get(PATH, params={**params, **_days(_today())})

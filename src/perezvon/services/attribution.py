@@ -128,41 +128,40 @@ class Attribution:
 
     @staticmethod
     async def _site_lines(conn: Any, site: dict[str, Any], first: date, last: date, group_by: list[str]) -> list[Line]:
+        """The site's groups, in two grouped passes (requests, then their attempts' minutes) that the outer
+        merge adds up: one query joining an attempts aggregate made PostgreSQL loop over it per request."""
         start, end = day_bounds(site["timezone"], first, last)
         c, a = callback_requests.c, call_attempts.c
-        minutes = (
-            select(a.request_id, func.sum((a.billed_seconds + 59) // 60).label("minutes"))
-            .where(a.billed_seconds > 0)
-            .group_by(a.request_id)
-            .subquery()
-        )
         keys = [_utm(DIMENSIONS[d]).label(d) for d in group_by]
-        query = (
+        visits = callback_requests.outerjoin(tracking_sessions, tracking_sessions.c.id == c.session_id)
+        in_range = (c.site_id == site["id"], c.created_at >= start, c.created_at < end)
+        counts = (
             select(
                 *keys,
                 func.count().label("requests"),
                 func.sum(case((c.status == "completed", 1), else_=0)).label("connected"),
                 func.sum(case((c.status.in_(("completed", "failed")), 1), else_=0)).label("finished"),
-                func.coalesce(func.sum(minutes.c.minutes), 0).label("minutes"),
             )
-            .select_from(
-                callback_requests.outerjoin(tracking_sessions, tracking_sessions.c.id == c.session_id).outerjoin(
-                    minutes, minutes.c.request_id == c.id
-                )
-            )
-            .where(c.site_id == site["id"], c.created_at >= start, c.created_at < end)
+            .select_from(visits)
+            .where(*in_range)
+            .group_by(*(k.element for k in keys))
+        )
+        minutes = (
+            select(*keys, func.sum((a.billed_seconds + 59) // 60).label("minutes"))  # each call rounded up
+            .select_from(visits.join(call_attempts, a.request_id == c.id))
+            .where(*in_range, a.billed_seconds > 0)
             .group_by(*(k.element for k in keys))
         )
         lines = []
-        for row in (await conn.execute(query)).mappings():
-            values = {d: row[d] for d in group_by}
+        for row in (await conn.execute(counts)).mappings():
             lines.append(
                 Line(
-                    **values,
+                    **{d: row[d] for d in group_by},
                     requests=int(row["requests"]),
                     connected=int(row["connected"] or 0),
                     finished=int(row["finished"] or 0),
-                    minutes=int(row["minutes"] or 0),
                 )
             )
+        for row in (await conn.execute(minutes)).mappings():
+            lines.append(Line(**{d: row[d] for d in group_by}, minutes=int(row["minutes"] or 0)))
         return lines

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, select
 
 from ..store.db import Database
 from ..store.tables import callback_requests, sites, tracking_sessions
@@ -70,18 +70,24 @@ class RequestExport:
         self, site_id: int, zone: str, start: datetime, end: datetime
     ) -> AsyncIterator[list[ExportRow]]:
         c = callback_requests.c
+        # Ordered by created_at alone, so the (site_id, created_at) index gives the order and each batch
+        # stops after BATCH rows (with "created_at, id" PostgreSQL read and sorted the whole range per
+        # batch). Rows sharing the last batch's created_at are told apart by the ids already sent.
         query = (
             select(callback_requests, tracking_sessions.c.landing_url, tracking_sessions.c.utm.label("session_utm"))
             .select_from(callback_requests.outerjoin(tracking_sessions, tracking_sessions.c.id == c.session_id))
             .where(c.site_id == site_id, c.created_at >= start, c.created_at < end)
-            .order_by(c.created_at, c.id)
+            .order_by(c.created_at)
             .limit(BATCH)
         )
-        after: tuple[datetime, int] | None = None
+        after: datetime | None = None
+        sent_at_after: set[int] = set()
         while True:
             page = query
-            if after is not None:  # keyset: strictly after the last row of the previous batch
-                page = page.where(or_(c.created_at > after[0], and_(c.created_at == after[0], c.id > after[1])))
+            if after is not None:
+                page = page.where(c.created_at >= after)
+                if sent_at_after:
+                    page = page.where(~and_(c.created_at == after, c.id.in_(sent_at_after)))
             async with self.db.read() as conn:
                 found = [dict(r) for r in (await conn.execute(page)).mappings()]
             if not found:
@@ -89,7 +95,10 @@ class RequestExport:
             yield [_row(r, zone) for r in found]
             if len(found) < BATCH:
                 return
-            after = (found[-1]["created_at"], found[-1]["id"])
+            last = found[-1]["created_at"]
+            tied = {r["id"] for r in found if r["created_at"] == last}
+            sent_at_after = tied | sent_at_after if last == after else tied
+            after = last
 
 
 def _row(found: dict[str, Any], zone: str) -> ExportRow:
