@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from e2e.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from e2e.browser import chromium
 from support import LiveServer, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
@@ -51,11 +51,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    require_chromium()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 def logged_in(browser: Browser, base_url: str, width: int) -> Page:
