@@ -1,6 +1,6 @@
 """a request's timeline of admin actions, and the requests refused at intake
 
-Revision ID: 0010
+Revision ID: 0011
 Revises: 0009
 Create Date: 2026-12-01 12:40:00
 
@@ -16,7 +16,7 @@ from alembic import op
 
 import perezvon.store.tables
 
-revision = "0010"
+revision = "0011"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
