@@ -1,7 +1,7 @@
 """widget schedules in IANA zones: existing widgets move to their site's zone
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0004
 Create Date: 2026-12-01 12:20:00
 
 Until now a widget's schedule kept the fixed UTC offset its site had when the widget was made, so a
@@ -23,7 +23,7 @@ from alembic import op
 from perezvon.domain.schedule import is_fixed_offset, offset_of_zone
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
