@@ -96,4 +96,5 @@ async def test_russian_durations_say_s_in_cyrillic(cabinet):
         await _request(conn, site["id"], datetime.now(UTC) - timedelta(minutes=5), "completed", 7, 60)
     alice = await cabinet.login("alice")
     html = (await alice.get("/cabinet/dashboard?lang=ru")).text
-    assert "7 с" in html and "7 s<" not in html
+    # the wait is a bucketed median here: whatever its number, its unit is Russian
+    assert re.search(r">\d+ с<", html) and not re.search(r">\d+ s<", html)
