@@ -98,3 +98,18 @@ def test_an_unreachable_database_or_redis_is_said_in_one_line(tmp_path: Path) ->
         assert done.returncode == 1 and len(lines) == 1, done.stderr
         assert lines[0].startswith("Error: cannot ") and what in lines[0], lines[0]
         assert "secret" not in lines[0]  # the password is never printed
+
+
+def test_the_demo_page_speaks_one_language_at_a_time(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = start_server(f"sqlite:///{tmp_path / 'demo.db'}", tmp_path, args=("demo",))
+    try:
+        russian = httpx.get(f"{server.base_url}/demo?lang=ru").text
+        english = httpx.get(f"{server.base_url}/demo", headers={"Accept-Language": "en-US,en;q=0.9"}).text
+        assert '<html lang="ru">' in russian and "Заказать обратный звонок" in russian
+        assert "Request a callback" not in russian and "Call me back" not in russian
+        assert '<html lang="en">' in english and "Request a callback" in english
+        assert "Перезвоните мне" not in english and "колл-центр" not in english
+        assert "[[" not in russian + english
+        assert "Создана заявка на колбек" in russian  # the reference's own message, in the Russian page
+    finally:
+        stop_server(server)

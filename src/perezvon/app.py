@@ -16,16 +16,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from . import __version__
-from .api import admin, admin_webhooks, openapi, public, twin
+from .api import admin, admin_reports, admin_webhooks, calltouch_export, openapi, public, twin
 from .api.http import InputGuard, error_response
 from .calls.runtime import attach_api_hooks, start_in_process
 from .domain.errors import PublicError
 from .ops import http as ops_http
 from .ops import metrics
+from .services.attribution import Attribution
 from .services.catalog import Catalog, Conflict, Forbidden, NotFound
 from .services.intake import Intake
 from .services.journal import Journal
 from .services.ledger import Ledger
+from .services.refusals import Refusals
+from .services.request_export import RequestExport
 from .services.requests import RequestLife, Wakeups
 from .settings import Settings, get_settings
 from .store.db import Database
@@ -156,15 +159,20 @@ class Services:
         # The one owner of a request's life; whatever runs in this process (worker, sender, live pages)
         # plugs its wake-ups into the notifier.
         self.requests = RequestLife(self.db, self.snapshots, Wakeups())
-        self.intake = Intake(self.snapshots, self.guard, self.requests)
+        self.refusals = Refusals(self.db)
+        self.intake = Intake(self.snapshots, self.guard, self.requests, refusals=self.refusals)
         self.catalog = Catalog(self.db, self.snapshots)
         self.journal = Journal(self.db)
         self.ledger = Ledger(self.db, self.snapshots)
+        self.request_export = RequestExport(self.db)
+        self.attribution = Attribution(self.db)
 
     def attach(self, app: FastAPI) -> None:
         names = ("settings", "db", "snapshots", "guard", "requests", "intake", "catalog", "journal", "ledger")
         for name in names:
             setattr(app.state, name, getattr(self, name))
+        app.state.request_export, app.state.attribution = self.request_export, self.attribution
+        app.state.refusals = self.refusals
 
     async def close(self) -> None:
         await self.guard.close()  # writes back the day's API points spent (the embedded default keeps them)
@@ -218,6 +226,8 @@ def create_app(settings: Settings | None = None, *, with_worker: bool | None = N
     app.router.routes.extend(twin.routes)
     app.include_router(admin.router)
     app.include_router(admin_webhooks.router)
+    app.include_router(admin_reports.router)
+    app.include_router(calltouch_export.router)
     app.router.routes.extend(_docs_routes(app))
     openapi.install(app)
     if settings.demo:

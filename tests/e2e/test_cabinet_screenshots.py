@@ -231,6 +231,9 @@ def test_screenshots_of_the_main_pages(seeded: tuple[LiveServer, int, int], tmp_
         page.goto(server.base_url + "/cabinet/dashboard")
         expect(page.locator("svg.chart")).to_have_count(4)
         page.screenshot(path=str(out / "dashboard.png"), full_page=True)
+        page.goto(server.base_url + "/cabinet/reports/attribution")
+        expect(page.locator("svg.hchart")).to_have_count(1)
+        page.screenshot(path=str(out / "attribution.png"), full_page=True)
         page.goto(server.base_url + "/cabinet/sites")
         page.click("text=Demo site")
         page.screenshot(path=str(out / "site.png"), full_page=True)
@@ -264,6 +267,7 @@ def test_screenshots_of_the_main_pages(seeded: tuple[LiveServer, int, int], tmp_
         "request",
         "widget",
         "dashboard",
+        "attribution",
         "site",
         "blacklist",
         "units",

@@ -14,7 +14,7 @@ async def test_the_schedule_is_parsed_once_per_snapshot_and_dies_with_it(app_cli
     row = snapshot.widget_by_id(widget["id"])
     assert row is not None and row["route_key"] == "my_form_1" and snapshot.widget_by_id(-1) is None
     schedule = snapshot.schedule(row)
-    assert snapshot.schedule(row) is schedule and schedule.utc_timezone == "UTC+00:00"
+    assert snapshot.schedule(row) is schedule and schedule.zone == "UTC+00:00"
     cache.invalidate(site["id"])
     fresh = await cache.by_key(site["siteKey"])
     assert fresh.schedule(fresh.widget_by_id(widget["id"])) is not schedule  # the memo died with its snapshot

@@ -1,9 +1,8 @@
-"""The small pure helpers behind the forms: schedule cells, pasted phone lists, UTC offsets."""
+"""The small pure helpers behind the forms: schedule cells, pasted phone lists, the schedule's zone."""
 
 from __future__ import annotations
 
-from perezvon.domain.schedule import parse_utc_offset
-from perezvon.web.forms import UTC_OFFSETS, parse_phone_lines, schedule_cells
+from perezvon.web.forms import parse_phone_lines, schedule_cells, schedule_zone
 
 
 def test_schedule_cells_read_day_hour_pairs_and_skip_tampered_values():
@@ -19,8 +18,7 @@ def test_pasted_phones_are_normalised_and_bad_lines_reported_by_number():
     assert [(n, text) for n, text, _ in result.invalid] == [(4, "hello"), (6, "+1")]
 
 
-def test_offsets_cover_the_world_in_order_and_all_parse():
-    assert UTC_OFFSETS[0] == "UTC-12:00" and UTC_OFFSETS[-1] == "UTC+14:00"
-    assert "UTC+03:00" in UTC_OFFSETS and "UTC+05:45" in UTC_OFFSETS
-    deltas = [parse_utc_offset(o).utcoffset(None) for o in UTC_OFFSETS]
-    assert deltas == sorted(deltas)
+def test_the_zone_input_reads_a_zone_name_or_keeps_a_fixed_offset():
+    assert schedule_zone("Europe/Berlin") == {"timezone": "Europe/Berlin"}
+    assert schedule_zone("UTC+05:00") == {"timezone": None, "utcTimezone": "UTC+05:00"}
+    assert schedule_zone("") == {"timezone": None}

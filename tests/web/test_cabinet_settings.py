@@ -14,7 +14,7 @@ def widget_form(csrf: str, **overrides: object) -> dict:
         "name": "Header form",
         "enabled": "1",
         "operatorPhones": "+7 (900) 123-45-67\n8 900 765 43 21",
-        "schedule.utcTimezone": "UTC+05:00",
+        "schedule.timezone": "Asia/Yekaterinburg",
         "collectNonWorkingRequests": "1",
         "throttle.userTimeoutSeconds": "30",
         "throttle.maxRequestsPerPhone": "3",
@@ -90,7 +90,7 @@ async def test_it_creates_a_widget_with_its_painted_schedule(cabinet):
     (widget,) = await cabinet.state.catalog.list_widgets(OPERATOR, site["id"])
     assert widget["route_key"] == "call_me" and widget["enabled"]
     assert widget["operator_phones"] == ["79001234567", "79007654321"]
-    assert widget["schedule_timezone"] == "UTC+05:00"
+    assert widget["schedule_timezone"] == "Asia/Yekaterinburg"
     assert sorted(tuple(c) for c in widget["schedule_hours"]) == [(1, 9), (1, 10), (3, 9), (7, 23)]
     assert (widget["throttle_user_timeout_s"], widget["throttle_max_per_phone"]) == (30, 3)
     assert widget["callback"]["ringTimeoutSeconds"] == 25 and widget["callback"]["redialAttempts"] == 3

@@ -58,7 +58,7 @@ async def test_bob_cannot_change_alices_widget_even_with_his_own_csrf_token(cabi
     form = {
         "csrf": csrf,
         "routeKey": "stolen",
-        "schedule.utcTimezone": "UTC+03:00",
+        "schedule.timezone": "Europe/Moscow",
         "throttle.userTimeoutSeconds": "0",
         "throttle.maxRequestsPerPhone": "0",
         "throttle.periodSeconds": "3600",

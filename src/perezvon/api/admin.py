@@ -17,6 +17,7 @@ from ..services.catalog import Catalog, require_operator_for_money
 from ..services.intake import points_spent_today
 from ..services.journal import STATUSES, Journal, JournalFilter
 from ..services.ledger import Ledger
+from ..services.timeline import action_resource, actions_of
 from ..shapes.resources import (
     blacklist_resource,
     ledger_entry_resource,
@@ -364,9 +365,11 @@ async def list_requests(
 
 
 @router.get("/requests/{request_id}")
-async def get_request(request_id: PathId, who: Who, jour: Jour) -> dict[str, Any]:
+async def get_request(request: Request, request_id: PathId, who: Who, jour: Jour) -> dict[str, Any]:
     row, attempts = await jour.get(who, request_id)
     resource = request_resource(row, attempts)
     session = await jour.session(row["session_id"])
     resource["session"] = session_resource(session) if session else None
+    # Who cancelled, called now, rescheduled or called it again, oldest first.
+    resource["actions"] = [action_resource(a) for a in await actions_of(request.app.state.db, request_id)]
     return resource

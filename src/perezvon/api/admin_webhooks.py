@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from ..domain.digits import MAX_ID
 from ..domain.errors import PublicError
 from ..services.requests import RequestLife
+from ..services.timeline import api_actor
 from ..shapes.resources import iso
 from ..store import outbox
 from .admin import Cat, Jour, PathId, Who, as_utc
@@ -74,7 +75,7 @@ def _life(request: Request) -> RequestLife:
 @router.post("/requests/{request_id}/cancel", summary="Cancel a pending request (one being dialled cannot be)")
 async def cancel_request(request: Request, request_id: PathId, who: Who, jour: Jour) -> dict[str, Any]:
     await jour.get(who, request_id)  # tenancy check (NotFound for others' requests)
-    return await _life(request).cancel(request_id)
+    return await _life(request).cancel(request_id, actor=api_actor(who))
 
 
 @router.post(
@@ -87,4 +88,4 @@ async def reschedule_request(
     await jour.get(who, request_id)  # tenancy check (NotFound for others' requests)
     # The API speaks UTC: a time without an offset is UTC.
     at = as_utc(body.at, "at") if body.at is not None else None
-    return await _life(request).reschedule(request_id, at)
+    return await _life(request).reschedule(request_id, at, actor=api_actor(who))

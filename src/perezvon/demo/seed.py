@@ -57,7 +57,7 @@ async def seed_demo(settings: Settings, base_url: str) -> dict[str, Any]:
                         name="Callback form",
                         enabled=True,
                         operator_phones=["79990000010"],
-                        schedule_timezone="UTC+03:00",
+                        schedule_timezone="Europe/Moscow",
                         # The demo works around the clock (DESIGN §5).
                         schedule_hours=sorted(ALL_HOURS),
                         collect_non_working=True,

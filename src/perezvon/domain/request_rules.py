@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .errors import FieldErrors
 from .phone import api_phone_error
-from .schedule import parse_utc_offset
+from .schedule import local_to_utc
 
 MAX_FIELDS = 5
 MAX_TAGS = 10
@@ -85,12 +85,15 @@ def _check_unit_id(value: object, errors: FieldErrors) -> int | None:
     return value
 
 
-def parse_schedule_time(value: str, utc_timezone: str) -> datetime:
-    """'YYYY-MM-DD HH:MM:SS' read in the call center's UTC offset → aware UTC. Raises ValueError."""
+def parse_schedule_time(value: str, zone: str) -> datetime:
+    """'YYYY-MM-DD HH:MM:SS' read in the call center's zone (IANA name or UTC+03:00) → aware UTC.
+
+    Raises ValueError. The zone's offset on that date counts, so summer times read as summer times.
+    """
     if not SCHEDULE_FORMAT.fullmatch(value):
         raise ValueError("scheduleTime must look like YYYY-MM-DD HH:MM:SS")
     local = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")  # rejects 2026-02-30, 25:00:00
-    return local.replace(tzinfo=parse_utc_offset(utc_timezone)).astimezone(UTC)
+    return local_to_utc(local, zone)
 
 
 def _check_schedule_time(value: object, errors: FieldErrors) -> str | None:
@@ -108,10 +111,10 @@ def _check_schedule_time(value: object, errors: FieldErrors) -> str | None:
     return value
 
 
-def check_schedule_in_future(schedule_time: str, utc_timezone: str, now: datetime) -> str | None:
+def check_schedule_in_future(schedule_time: str, zone: str, now: datetime) -> str | None:
     """Why a well-formed scheduleTime cannot be used for this widget, or None."""
-    if parse_schedule_time(schedule_time, utc_timezone) <= now:
-        return f"scheduleTime must be in the future (it is read in the call center's time zone {utc_timezone})"
+    if parse_schedule_time(schedule_time, zone) <= now:
+        return f"scheduleTime must be in the future (it is read in the call center's time zone {zone})"
     return None
 
 

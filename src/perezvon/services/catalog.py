@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from ..clock import utcnow
 from ..domain.destinations import default_countries
 from ..domain.quiet_hours import DEFAULT_QUIET_HOURS
-from ..domain.schedule import ALL_HOURS, offset_of_zone
+from ..domain.schedule import ALL_HOURS
 from ..store import ledger
 from ..store.db import Database
 from ..store.snapshots import SnapshotCache
@@ -159,14 +159,11 @@ class Catalog:
 
     async def create_widget(self, who: Principal, site_id: int, values: dict[str, Any]) -> dict[str, Any]:
         site = await self.get_site(who, site_id)
-        schedule = values.pop("schedule", None)
-        if schedule is None:
-            # A widget made with only a routeKey works around the clock, in the site's current offset.
-            schedule = {
-                "utc_timezone": offset_of_zone(site["timezone"]),
-                "hours": [{"day_of_week": d, "hour": h} for d, h in sorted(ALL_HOURS)],
-            }
+        # A widget made with only a routeKey works around the clock, in the site's zone.
+        schedule = values.pop("schedule", None) or {}
         row = {"quiet_hours": DEFAULT_QUIET_HOURS, **_widget_columns(values, schedule)}
+        row.setdefault("schedule_timezone", site["timezone"])
+        row.setdefault("schedule_hours", sorted(ALL_HOURS))
         try:
             async with self.db.write() as conn:
                 result = await conn.execute(insert(widgets).values(site_id=site_id, created_at=utcnow(), **row))
@@ -307,7 +304,11 @@ def _widget_columns(values: dict[str, Any], schedule: dict[str, Any] | None) -> 
         row["throttle_user_timeout_s"] = throttle["user_timeout_seconds"]
         row["throttle_max_per_phone"] = throttle["max_requests_per_phone"]
         row["throttle_period_s"] = throttle["period_seconds"]
-    if schedule is not None:
-        row["schedule_timezone"] = schedule["utc_timezone"]
-        row["schedule_hours"] = sorted({(c["day_of_week"], c["hour"]) for c in schedule["hours"]})
+    if schedule:
+        # timezone (IANA) wins; a utcTimezone sent alone keeps that fixed offset; neither: unchanged
+        zone = schedule.get("timezone") or schedule.get("utc_timezone")
+        if zone:
+            row["schedule_timezone"] = zone
+        if schedule.get("hours") is not None:
+            row["schedule_hours"] = sorted({(c["day_of_week"], c["hour"]) for c in schedule["hours"]})
     return row

@@ -26,6 +26,7 @@ from ..store.snapshots import SiteSnapshot, SnapshotCache
 from ..store.tables import tracking_sessions
 from ..throttling import Guard
 from .onpage import new_status_token
+from .refusals import Refusals, refused
 from .requests import RequestLife
 
 SESSION_ID_LIMIT = 2**53  # tracking session ids are random integers in 1 .. 2**53 - 1
@@ -65,6 +66,7 @@ class Intake:
     guard: Guard
     # Stores what is accepted (with its request.created webhooks) and wakes the worker.
     life: RequestLife
+    refusals: Refusals | None = None  # where refusals of known sites are kept (the cabinet shows them)
 
     @property
     def db(self) -> Any:
@@ -141,8 +143,8 @@ class Intake:
         each of the two modes is built once per snapshot (the 168-cell default schedule made building it
         the largest cost of the call). The dict is shared: callers serialise it and must not change it."""
         schedule = snapshot.schedule(widget)
-        mode = schedule.mode(now)
-        key = ("widgetData", widget["id"], mode)
+        mode, offset = schedule.mode(now), schedule.utc_offset(now)  # the offset changes with DST
+        key = ("widgetData", widget["id"], mode, offset)
         data = snapshot.memo.get(key)
         if data is None:
             collect = bool(widget["collect_non_working"])
@@ -151,13 +153,26 @@ class Intake:
                 "callCenterWorkingMode": mode,
                 "collectNonWorkingRequests": collect,
                 "collectRequests": collect,
-                "workingSchedule": {"utcTimezone": schedule.utc_timezone, "hours": schedule.sorted_hours()},
+                "workingSchedule": {"utcTimezone": offset, "hours": schedule.sorted_hours()},
             }
         return data
 
     # -- createRequest --------------------------------------------------------------------------------
 
     async def create_request(
+        self, snapshot: SiteSnapshot | None, request: RequestInput, errors: FieldErrors, origin: Origin, **options: Any
+    ) -> Accepted:
+        """``_create_request`` (``options``: its keywords), keeping a copy of a refusal of a known site for
+        its admins to see."""
+        try:
+            return await self._create_request(snapshot, request, errors, origin, **options)
+        except PublicError as error:
+            if snapshot is not None and self.refusals is not None:
+                widget = snapshot.widgets.get(request.route_key) if isinstance(request.route_key, str) else None
+                await self.refusals.record(refused(snapshot.id, widget, request, error, options.get("source", "js")))
+            raise
+
+    async def _create_request(
         self,
         snapshot: SiteSnapshot | None,
         request: RequestInput,
@@ -224,7 +239,7 @@ class Intake:
         if snapshot is not None and request.unit_id is not None and request.unit_id not in snapshot.units:
             errors.add("unitId", f"No unit with id {request.unit_id} on this site")
         if schedule is not None and request.schedule_time is not None:
-            problem = check_schedule_in_future(request.schedule_time, schedule.utc_timezone, now)
+            problem = check_schedule_in_future(request.schedule_time, schedule.zone, now)
             if problem:
                 errors.add("scheduleTime", problem)
         if errors:
@@ -241,7 +256,7 @@ class Intake:
     def _due_at(widget: dict[str, Any], schedule: WeeklySchedule, request: RequestInput, now: datetime) -> datetime:
         """When to call: the wanted time, moved into working hours if the widget collects such requests
         (and then out of the visitor's quiet hours: a collected request waits for their morning)."""
-        wanted = parse_schedule_time(request.schedule_time, schedule.utc_timezone) if request.schedule_time else now
+        wanted = parse_schedule_time(request.schedule_time, schedule.zone) if request.schedule_time else now
         due_at = schedule.due_at(wanted)
         if due_at is not None and due_at != wanted:
             due_at = allowed_time(due_at, schedule, quiet_hold(request.phone, widget.get("quiet_hours"), schedule.tz))

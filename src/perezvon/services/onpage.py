@@ -12,8 +12,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ..clock import utcnow
 from ..domain.digits import parse_id
 from ..domain.errors import PublicError
+from ..domain.schedule import offset_of_zone
 from ..domain.widget_ui import phone_plan, zone_country
 from ..shapes.resources import iso, widget_ui
 from ..store.db import Database
@@ -51,7 +53,8 @@ def page_widgets(snapshot: SiteSnapshot | None) -> dict[str, Any]:
                     "routeKey": widget["route_key"],
                     "ui": {key: ui[key] for key in PUBLIC_UI_KEYS},
                     "phone": plan,
-                    "utcTimezone": widget["schedule_timezone"],
+                    # the zone's offset now (a DST change replaces the snapshot soon enough for a display rule)
+                    "utcTimezone": offset_of_zone(widget["schedule_timezone"], utcnow()),
                 }
             )
         answer = snapshot.memo["page_widgets"] = {"widgets": shown}

@@ -26,7 +26,7 @@ from ..domain.destinations import dial_problem
 from ..domain.quiet_hours import quiet_hold
 from ..domain.redial import Decision, RedialPolicy, after_attempt, bound_by_schedule
 from ..shapes.resources import iso, request_resource
-from ..store import ledger, outbox
+from ..store import ledger, outbox, timeline
 from ..store import requests as rows
 from ..store.db import Database
 from ..store.group_commit import GroupCommit
@@ -452,14 +452,17 @@ class RequestLife:
         self.notifier.publish(status_event(request, status))
         return reason
 
-    async def cancel(self, request_id: int) -> dict[str, Any]:
-        """Cancel a pending request (one being dialled cannot be); returns its resource."""
+    async def cancel(self, request_id: int, *, actor: str | None = None) -> dict[str, Any]:
+        """Cancel a pending request (one being dialled cannot be); returns its resource. ``actor`` (who
+        did it) goes in the request's timeline, in the same transaction."""
         now = self.clock.now()
         values = {"status": cb.CANCELLED, "next_attempt_at": None, "finished_at": now, "updated_at": now}
         async with self.db.write() as conn:
             if not await rows.move(conn, request_id, [rows.status_is(*cb.sources_of(cb.CANCELLED))], values):
                 current = await self._current_status(conn, request_id)
                 raise Conflict(f"request {request_id} is {current}: only a pending request can be cancelled")
+            if actor is not None:
+                await timeline.record_action(conn, request_id, timeline.CANCEL, actor, now)
             row, attempts = await rows.request_with_attempts(conn, request_id)
             queued = await self._announce_finished(conn, await rows.site_row(conn, row["site_id"]), request_id, now)
         if queued:
@@ -467,10 +470,11 @@ class RequestLife:
         self.notifier.publish(status_event(row, cb.CANCELLED))
         return request_resource(row, attempts)
 
-    async def reschedule(self, request_id: int, at: datetime | None) -> dict[str, Any]:
+    async def reschedule(self, request_id: int, at: datetime | None, *, actor: str | None = None) -> dict[str, Any]:
         """Call a request at ``at`` (None: now). A pending one gets a new due time; a finished one is
         called again — status back to ``pending``, with a new set of attempts (its old ones stay in the
-        journal). One being dialled cannot be rescheduled: Conflict."""
+        journal). One being dialled cannot be rescheduled: Conflict. ``actor`` (who did it) goes in the
+        request's timeline as call now, reschedule or call again, in the same transaction."""
         now = self.clock.now()
         due = at or now
         async with self.db.write() as conn:
@@ -484,6 +488,10 @@ class RequestLife:
                 values |= {"finished_at": None, "attempts_made": 0}
             if not await rows.move(conn, request_id, [rows.status_is(current)], values):
                 raise Conflict(f"request {request_id} changed meanwhile; try again")
+            if actor is not None:
+                again = current in cb.FINAL_STATUSES
+                action = timeline.CALL_AGAIN if again else timeline.CALL_NOW if at is None else timeline.RESCHEDULE
+                await timeline.record_action(conn, request_id, action, actor, now, due)
             row, attempts = await rows.request_with_attempts(conn, request_id)
         self.notifier.wake_worker()
         self.notifier.publish(status_event(row, status))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ..clock import utcnow
+from ..domain.schedule import is_fixed_offset, offset_of_zone
 from .schemas import WidgetAnalytics, WidgetUi
 
 UI_DEFAULTS = WidgetUi().model_dump(by_alias=True)
@@ -51,6 +53,16 @@ def _public_trunk(trunk: dict[str, Any] | None) -> dict[str, Any] | None:
     return shown
 
 
+def schedule_resource(zone: str, hours: Any, now: datetime | None = None) -> dict[str, Any]:
+    """``timezone`` is the IANA zone (null for a widget kept on a fixed offset); ``utcTimezone`` its offset
+    now, read-only: what getRouteKeyData shows Calltouch code."""
+    return {
+        "timezone": None if is_fixed_offset(zone) else zone,
+        "utcTimezone": offset_of_zone(zone, now or utcnow()),
+        "hours": [{"dayOfWeek": d, "hour": h} for d, h in sorted(tuple(c) for c in hours)],
+    }
+
+
 def widget_resource(row: Any) -> dict[str, Any]:
     return {
         "id": row["id"],
@@ -59,10 +71,7 @@ def widget_resource(row: Any) -> dict[str, Any]:
         "name": row["name"],
         "enabled": bool(row["enabled"]),
         "operatorPhones": list(row["operator_phones"] or []),
-        "schedule": {
-            "utcTimezone": row["schedule_timezone"],
-            "hours": [{"dayOfWeek": d, "hour": h} for d, h in sorted(tuple(c) for c in row["schedule_hours"])],
-        },
+        "schedule": schedule_resource(row["schedule_timezone"], row["schedule_hours"]),
         "collectNonWorkingRequests": bool(row["collect_non_working"]),
         "throttle": {
             "userTimeoutSeconds": row["throttle_user_timeout_s"],

@@ -111,13 +111,20 @@ class HourCell(CamelModel):
 
 
 class Schedule(CamelModel):
-    utc_timezone: str
-    hours: list[HourCell]
+    """A widget's working hours. ``timezone`` (IANA) is what counts; ``utcTimezone`` is read-only (the
+    zone's current offset) and, sent without ``timezone``, keeps that fixed offset as before."""
+
+    timezone: str | None = None
+    utc_timezone: str | None = None
+    hours: list[HourCell] | None = None  # None: all week on create, unchanged on update
+
+    _tz = field_validator("timezone")(lambda cls, v: None if v is None else _zone(v))
 
     @field_validator("utc_timezone")
     @classmethod
-    def _offset(cls, v: str) -> str:
-        parse_utc_offset(v)
+    def _offset(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_utc_offset(v)
         return v
 
 

@@ -147,7 +147,7 @@ widgets = Table(
     Column("name", String(255), nullable=False, server_default=""),
     Column("enabled", Boolean(), nullable=False),
     Column("operator_phones", JSON(), nullable=False),
-    Column("schedule_timezone", String(16), nullable=False),
+    Column("schedule_timezone", String(64), nullable=False),  # IANA name, or a fixed UTC+03:00
     Column("schedule_hours", JSON(), nullable=False),
     Column("collect_non_working", Boolean(), nullable=False),
     Column("throttle_user_timeout_s", Integer(), nullable=False),
@@ -315,4 +315,32 @@ minutes_ledger = Table(
     Column("request_id", ForeignKey("callback_requests.id", ondelete="SET NULL"), nullable=True),
     Column("note", String(255), nullable=False, server_default=""),
     Index("ix_minutes_ledger_site", "site_id", "id"),
+)
+
+# Who did what to a request by hand (cancel, call now, reschedule, call again), for its timeline.
+request_actions = Table(
+    "request_actions",
+    metadata,
+    _pk(),
+    Column("request_id", ForeignKey("callback_requests.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("action", String(20), nullable=False),  # cancel | call_now | reschedule | call_again
+    Column("due_at", UTCDateTime(), nullable=True),  # the new due time (reschedule, call now, call again)
+    Column("actor", String(320), nullable=False),  # the cabinet user's email, or which API token
+    _created(),
+)
+
+# What a site's visitors met: requests refused at intake (blacklisted, throttled, not allowed, closed).
+refused_requests = Table(
+    "refused_requests",
+    metadata,
+    _pk(),
+    Column("site_id", ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("widget_id", ForeignKey("widgets.id", ondelete="SET NULL"), nullable=True),
+    Column("route_key", String(255), nullable=False, server_default=""),
+    Column("phone", String(32), nullable=False, server_default=""),  # as sent, cut to 32 characters
+    Column("reason", String(40), nullable=False),  # the refusal's error type
+    Column("message", Text(), nullable=False, server_default=""),
+    Column("source", String(10), nullable=False),  # js | api
+    _created(),
+    Index("ix_refused_requests_site_created", "site_id", "created_at"),
 )

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from ..services.accounts import authenticate_token
 from ..services.catalog import NotFound
 from ..services.sessions import load_session
-from . import pages_account, pages_dashboard, pages_journal, pages_ledger, pages_settings
+from . import pages_account, pages_dashboard, pages_journal, pages_ledger, pages_reports, pages_settings
 from .base import PREFIX, error_page, pick_language
 from .security import SESSION_COOKIE, SecurityHeaders
 
@@ -41,6 +41,7 @@ def build_cabinet(parent: FastAPI) -> Starlette:
             *pages_ledger.routes,
             *pages_journal.routes,
             *pages_dashboard.routes,
+            *pages_reports.routes,
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -38,21 +38,29 @@ def local_time(moment: datetime | None, zone: tzinfo | str | None = None, second
     return local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
-def duration(seconds: float | int | None) -> str:
+def duration(seconds: float | int | None, lang: str = "en") -> str:
+    """7 s, 2 min 05 s, 1 h 03 min — in the page's language (7 с, 2 мин 05 с, 1 ч 03 мин)."""
     if seconds is None:
         return "—"
+    t = i18n.translator(lang)
+    s, m, h = t("unit_s"), t("unit_min"), t("unit_h")
     seconds = int(round(seconds))
     if seconds < 60:
-        return f"{seconds} s"
+        return f"{seconds} {s}"
     minutes, rest = divmod(seconds, 60)
     if minutes < 60:
-        return f"{minutes} min {rest:02d} s" if rest else f"{minutes} min"
+        return f"{minutes} {m} {rest:02d} {s}" if rest else f"{minutes} {m}"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return f"{hours} {h} {minutes:02d} {m}"
+
+
+@pass_context
+def _duration_filter(context: Any, seconds: float | int | None) -> str:
+    return duration(seconds, context.get("lang", "en"))
 
 
 env.filters["local_time"] = local_time
-env.filters["duration"] = duration
+env.filters["duration"] = _duration_filter
 
 
 def url(path: str, **query: Any) -> str:

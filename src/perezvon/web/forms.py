@@ -8,38 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from ..domain.digits import is_ascii_digits
 from ..domain.phone import normalize_admin_phone
-from ..domain.schedule import format_utc_offset
+from ..domain.schedule import is_fixed_offset
 from ..shapes.resources import ANALYTICS_DEFAULTS, UI_DEFAULTS
 from ..shapes.schemas import CallbackSettings, Throttle
 
 Errors = dict[str, list[str]]
-
-# Every offset in use somewhere in the world, in 15-minute steps where they exist.
-UTC_OFFSETS = sorted(
-    {format_utc_offset(timedelta(minutes=m)) for m in range(-12 * 60, 14 * 60 + 1, 60)}
-    | {
-        "UTC-09:30",
-        "UTC-03:30",
-        "UTC+03:30",
-        "UTC+04:30",
-        "UTC+05:30",
-        "UTC+05:45",
-        "UTC+06:30",
-        "UTC+08:45",
-        "UTC+09:30",
-        "UTC+10:30",
-        "UTC+12:45",
-        "UTC+13:45",
-    },
-    key=lambda s: (1 if s[3] == "+" else -1) * (int(s[4:6]) * 60 + int(s[7:9])),
-)
 
 
 def lines(text: object) -> list[str]:
@@ -77,7 +56,7 @@ def widget_payload(form: Any) -> dict[str, Any]:
         "name": _text(form, "name"),
         "enabled": checked(form, "enabled"),
         "operatorPhones": lines(form.get("operatorPhones")),
-        "schedule": {"utcTimezone": _text(form, "schedule.utcTimezone"), "hours": schedule_cells(form.getlist("cell"))},
+        "schedule": {**schedule_zone(_text(form, "schedule.timezone")), "hours": schedule_cells(form.getlist("cell"))},
         "collectNonWorkingRequests": checked(form, "collectNonWorkingRequests"),
         "throttle": {
             "userTimeoutSeconds": _text(form, "throttle.userTimeoutSeconds"),
@@ -136,15 +115,23 @@ def ui_payload(form: Any) -> dict[str, Any]:
     )
 
 
-def widget_defaults(utc_timezone: str) -> dict[str, Any]:
-    """A new widget's form: the API defaults, working Monday to Friday 9:00–18:00."""
+def schedule_zone(text: str) -> dict[str, str | None]:
+    """The zone input: an IANA name is the schedule's ``timezone``; a ``UTC+03:00`` typed there (or kept
+    from a widget saved that way) is a fixed ``utcTimezone``; empty is the site's zone."""
+    if is_fixed_offset(text):
+        return {"timezone": None, "utcTimezone": text}
+    return {"timezone": text or None}
+
+
+def widget_defaults(zone: str) -> dict[str, Any]:
+    """A new widget's form: the API defaults, working Monday to Friday 9:00–18:00 in the site's zone."""
     return {
         "routeKey": "",
         "name": "",
         "enabled": True,
         "operatorPhones": [],
         "schedule": {
-            "utcTimezone": utc_timezone,
+            "timezone": zone,
             "hours": [{"dayOfWeek": d, "hour": h} for d in range(1, 6) for h in range(9, 18)],
         },
         "collectNonWorkingRequests": True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -18,11 +19,11 @@ from .charts import bar_chart, nice_ceiling
 DAYS = 30
 
 
-def _short_duration(seconds: float) -> str:
-    """Axis labels are narrow: 45 s, 2.5 min."""
+def _short_duration(seconds: float, t: Callable[..., str]) -> str:
+    """Axis labels are narrow: 45 s, 2.5 min (45 с, 2.5 мин)."""
     if seconds < 60:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f}".removesuffix(".0") + " min"
+        return f"{seconds:.0f} {t('unit_s')}"
+    return f"{seconds / 60:.1f}".removesuffix(".0") + f" {t('unit_min')}"
 
 
 def minutes_text(minutes: float) -> str:
@@ -72,8 +73,8 @@ async def dashboard(request: Request) -> Response:
                 [d.median_wait for d in summary.days],
                 labels,
                 title=t("chart_wait"),
-                fmt=duration,
-                axis_fmt=_short_duration,
+                fmt=lambda v: duration(v, request.state.lang),
+                axis_fmt=lambda v: _short_duration(v, t),
                 maximum=wait_top,
                 css_class="c-wait",
             ),

@@ -15,13 +15,17 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..clock import utcnow
+from ..domain import callback as cb
 from ..domain.digits import parse_id
+from ..domain.schedule import local_to_utc
 from ..services.accounts import Principal
-from ..services.catalog import Catalog, NotFound
+from ..services.catalog import Catalog, Conflict, NotFound
 from ..services.journal import STATUSES, Journal, JournalFilter
+from ..services.timeline import actions_of
 from ..shapes.resources import UTM_KEYS, attempt_resource
 from . import csvexport
-from .base import page, render, url
+from .base import page, redirect, render, url
 
 PAGE_SIZE = 50
 KEEPALIVE_S = 15.0
@@ -113,7 +117,8 @@ def _row_view(scope: Scope, row: dict[str, Any], attempts: list[dict[str, Any]])
         "status": row["status"],
         "attempts": len(attempts),
         "lastOutcome": attempts[-1]["outcome"] if attempts else None,
-        "due": row["due_at"],
+        # A request waiting for a redial is due at its next attempt, not at its first call's time.
+        "due": row["next_attempt_at"] or row["due_at"],
     }
 
 
@@ -285,6 +290,7 @@ async def request_page(request: Request) -> Response:
             resource["recordingUrl"] = url(f"/attempts/{attempt['id']}/recording")
         timeline.append(resource)
     utm = [(key, (row["utm"] or {}).get(key)) for key in UTM_KEYS if (row["utm"] or {}).get(key)]
+    actions = await actions_of(request.app.state.db, row["id"])
     return render(
         request,
         "request.html",
@@ -296,10 +302,65 @@ async def request_page(request: Request) -> Response:
             "widget": widget,
             "session": session,
             "attempts": timeline,
+            "history": _history(row, actions, timeline),
+            "can_cancel": row["status"] in cb.sources_of(cb.CANCELLED),
+            "can_reschedule": row["status"] in cb.RESCHEDULABLE,
+            "suggested_at": _suggested_time(site["timezone"]),
             "utm": utm,
             "zone": site["timezone"],
         },
     )
+
+
+def _history(row: dict[str, Any], actions: list[dict[str, Any]], attempts: list[dict[str, Any]]) -> list[dict]:
+    """The request's timeline, oldest first: received, then admin actions and call attempts by time."""
+    entries = [{"kind": "created", "at": row["created_at"]}]
+    entries += [{"kind": "action", "at": a["created_at"], **a} for a in actions]
+    entries += [{"kind": "attempt", "at": a["row"]["started_at"], "attempt": a} for a in attempts]
+    return sorted(entries, key=lambda e: e["at"])
+
+
+def _suggested_time(zone: str) -> str:
+    """The reschedule picker's starting value: the next whole hour, in the site's zone."""
+    local = datetime.now(ZoneInfo(zone)).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return local.strftime("%Y-%m-%dT%H:%M")
+
+
+@page
+async def request_cancel(request: Request) -> Response:
+    who: Principal = request.state.user.principal
+    request_id = request.path_params["request_id"]
+    await request.app.state.journal.get(who, request_id)  # tenancy: another account's request is not found
+    try:
+        await request.app.state.requests.cancel(request_id, actor=request.state.user.email)
+    except Conflict:
+        return redirect(f"/requests/{request_id}", done="request_busy")
+    return redirect(f"/requests/{request_id}", done="cancelled")
+
+
+@page
+async def request_reschedule(request: Request) -> Response:
+    """Call now (no ``at``), or at the picked time in the site's zone; a finished request is called again."""
+    who: Principal = request.state.user.principal
+    request_id = request.path_params["request_id"]
+    row, _ = await request.app.state.journal.get(who, request_id)
+    site = await request.app.state.catalog.get_site(who, row["site_id"])
+    picked = str((await request.form()).get("at") or "").strip()
+    at = None
+    if picked:
+        try:
+            if not picked.isascii():
+                raise ValueError(picked)
+            at = local_to_utc(datetime.fromisoformat(picked).replace(tzinfo=None), site["timezone"])
+        except ValueError:
+            return redirect(f"/requests/{request_id}", done="bad_time")
+        if at <= utcnow():
+            return redirect(f"/requests/{request_id}", done="bad_time")
+    try:
+        await request.app.state.requests.reschedule(request_id, at, actor=request.state.user.email)
+    except Conflict:
+        return redirect(f"/requests/{request_id}", done="request_busy")
+    return redirect(f"/requests/{request_id}", done="rescheduled" if at else "calling_now")
 
 
 async def recording_response(request: Request, who: Principal, attempt_id: int) -> Response:
@@ -325,5 +386,7 @@ routes = [
     Route("/journal/events", journal_events, methods=["GET"]),
     Route("/journal.csv", journal_csv, methods=["GET"]),
     Route("/requests/{request_id:int}", request_page, methods=["GET"]),
+    Route("/requests/{request_id:int}/cancel", request_cancel, methods=["POST"]),
+    Route("/requests/{request_id:int}/reschedule", request_reschedule, methods=["POST"]),
     Route("/attempts/{attempt_id:int}/recording", recording, methods=["GET"]),
 ]

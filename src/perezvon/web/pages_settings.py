@@ -12,7 +12,6 @@ from starlette.routing import Route
 
 from ..domain.destinations import country_names
 from ..domain.digits import parse_id
-from ..domain.schedule import offset_of_zone
 from ..services.accounts import Principal
 from ..services.catalog import Catalog, Conflict
 from ..services.intake import points_spent_today
@@ -20,7 +19,6 @@ from ..shapes.resources import site_resource, widget_resource
 from ..shapes.schemas import SiteIn, SitePatch, UnitIn, WidgetIn
 from .base import page, redirect, render
 from .forms import (
-    UTC_OFFSETS,
     parse_phone_lines,
     site_payload,
     validate,
@@ -154,9 +152,6 @@ def _widget_form(
 ) -> Response:
     widget = with_ui_defaults(widget)
     cells = {f"{c['dayOfWeek']}-{c['hour']}" for c in widget["schedule"]["hours"]}
-    offsets = list(UTC_OFFSETS)
-    if widget["schedule"]["utcTimezone"] and widget["schedule"]["utcTimezone"] not in offsets:
-        offsets.append(widget["schedule"]["utcTimezone"])  # show what is stored even if unusual
     return render(
         request,
         "widget.html",
@@ -166,7 +161,7 @@ def _widget_form(
             "w": widget,
             "cells": cells,
             "errors": errors,
-            "offsets": offsets,
+            "timezones": TIMEZONES,
             "days": DAYS,
             "hours": HOURS,
         },
@@ -177,7 +172,7 @@ def _widget_form(
 @page
 async def widget_new(request: Request) -> Response:
     site = await _catalog(request).get_site(_who(request), request.path_params["site_id"])
-    return _widget_form(request, site, widget_defaults(offset_of_zone(site["timezone"])), {})
+    return _widget_form(request, site, widget_defaults(site["timezone"]), {})
 
 
 def _widget_values(body: BaseModel) -> dict[str, Any]:

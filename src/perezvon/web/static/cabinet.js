@@ -65,6 +65,8 @@
         if (html === null || html === undefined) return;
         var before = statuses();
         body.innerHTML = html; // server-rendered and escaped; the CSP forbids inline script regardless
+        var count = body.querySelector('[data-journal-count]'), badge = document.querySelector('.page-head h1 .count');
+        if (count && badge) badge.textContent = count.textContent;
         body.querySelectorAll('tr[data-request-id]').forEach(function (tr) {
           var id = tr.getAttribute('data-request-id'), badge = tr.querySelector('[data-status]');
           if (!(id in before) || (badge && before[id] !== badge.getAttribute('data-status'))) tr.classList.add('changed');
