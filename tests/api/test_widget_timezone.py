@@ -14,7 +14,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 async def _berlin_site(admin) -> dict:  # type: ignore[no-untyped-def]
-    return await admin.post("/sites", {"name": "Berlin shop", "timezone": "Europe/Berlin"})
+    berlin = {"name": "Berlin shop", "timezone": "Europe/Berlin", "allowedCountries": ["DE", "RU"]}
+    return await admin.post("/sites", berlin)
 
 
 async def test_a_widget_made_with_only_a_route_key_takes_the_sites_zone(app_client, admin) -> None:  # type: ignore[no-untyped-def]

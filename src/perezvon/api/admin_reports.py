@@ -13,8 +13,9 @@ from ..services.attribution import Attribution, Line, Report, read_period
 from ..services.refusals import Refusals
 from ..shapes.resources import iso
 from .admin import Cat, Who
+from .openapi import ADMIN_ERRORS
 
-router = APIRouter(prefix="/api/admin/v1", tags=["admin"])
+router = APIRouter(prefix="/api/admin/v1", tags=["admin"], responses=ADMIN_ERRORS)
 
 
 def line_resource(line: Line, group_by: list[str]) -> dict[str, Any]:
